@@ -1,0 +1,5 @@
+"""``python -m lrtool``."""
+
+from lrtool.cli import run
+
+run()

@@ -1,0 +1,293 @@
+"""Config files: YAML read with a safe loader into strict pydantic models.
+
+Unknown keys, wrong types and out-of-range values are errors that name the field path
+(``find.end_lr: must be greater than find.start_lr``) and, for a misspelt key, the closest valid
+one. Import paths (``package.module:function``) in ``data`` and ``model`` are the only way a
+config runs code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lrtool.errors import closest, usage_error
+
+IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+MAX_STEPS = 10_000_000  # a range test or a short training run, not a year of compute
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+ImportPath = Annotated[str, Field(pattern=IMPORT_PATH)]
+
+
+class DataConfig(Strict):
+    """Where the data comes from and how it is batched."""
+
+    source: Literal["digits", "csv", "synthetic", "import"] = "digits"
+    path: str | None = None  # csv: file to read
+    target: str | None = None  # csv: target column (default: the last column)
+    features: list[str] | None = None  # csv: feature columns (default: all but the target)
+    task: Literal["auto", "classification", "regression"] = "auto"
+    standardize: bool = True
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
+    shuffle: bool = True
+    # synthetic
+    n_samples: int = Field(2000, ge=2, le=10_000_000)
+    n_features: int = Field(20, ge=1, le=100_000)
+    n_classes: int = Field(3, ge=2, le=10_000)
+    noise: float = Field(0.1, ge=0.0)
+    # import
+    function: ImportPath | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> DataConfig:
+        if self.source == "csv" and not self.path:
+            raise ValueError("data.path: required when data.source is csv")
+        if self.source == "import" and not self.function:
+            raise ValueError("data.function: required when data.source is import")
+        if self.source == "synthetic" and self.task == "auto":
+            self.task = "classification"
+        return self
+
+
+class ModelConfig(Strict):
+    """A built-in model or an import path to a function that returns an ``nn.Module``."""
+
+    name: Literal["linear", "mlp", "cnn", "import"] = "mlp"
+    hidden: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(default_factory=lambda: [64])
+    activation: Literal["relu", "gelu", "tanh", "sigmoid", "silu", "leaky_relu"] = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    channels: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=lambda: [8, 16])
+    input_shape: list[Annotated[int, Field(ge=1)]] | None = None  # cnn: (C, H, W)
+    function: ImportPath | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _import_needs_function(self) -> ModelConfig:
+        if self.name == "import" and not self.function:
+            raise ValueError("model.function: required when model.name is import")
+        return self
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    lr: PositiveFloat = 0.01  # the LR `train` uses when no schedule gives one
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    eps: PositiveFloat = 1e-8
+    alpha: float = Field(0.99, gt=0.0, lt=1.0)  # rmsprop smoothing
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: list[float]) -> list[float]:
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("optimizer.nesterov: needs name sgd and momentum > 0")
+        return self
+
+
+class FindConfig(Strict):
+    start_lr: PositiveFloat = 1e-7
+    end_lr: PositiveFloat = 10.0
+    steps: int = Field(100, ge=5, le=MAX_STEPS)
+    mode: Literal["exp", "linear"] = "exp"
+    smoothing: float = Field(0.95, ge=0.0, lt=1.0)  # EMA beta; 0 turns smoothing off
+    diverge_threshold: float = Field(4.0, gt=1.0)  # stop when smoothed > threshold * best
+    repeats: int = Field(1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _range(self) -> FindConfig:
+        if self.end_lr <= self.start_lr:
+            raise ValueError(
+                f"find.end_lr: must be greater than find.start_lr "
+                f"(got start_lr={self.start_lr:g}, end_lr={self.end_lr:g})"
+            )
+        return self
+
+
+class ScheduleConfig(BaseModel):
+    """``{name: onecycle, max_lr: 0.1, ...}``: the name plus that schedule's parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "constant"
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainConfig(Strict):
+    steps: int = Field(300, ge=1, le=MAX_STEPS)
+    eval_every: int = Field(25, ge=1)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    grad_clip: PositiveFloat | None = None
+    target: PositiveFloat | None = None  # compare: val loss to reach
+
+    @model_validator(mode="after")
+    def _eval_fits(self) -> TrainConfig:
+        if self.eval_every > self.steps:
+            raise ValueError(
+                f"train.eval_every: must be at most train.steps "
+                f"(got eval_every={self.eval_every}, steps={self.steps})"
+            )
+        return self
+
+
+class Config(Strict):
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: Literal["auto", "cross_entropy", "mse", "l1", "bce_with_logits"] = "auto"
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    find: FindConfig = Field(default_factory=FindConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, also reading ``1e-7`` as a float (YAML 1.1 wants ``1.0e-7``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a config file into a mapping, with one clear error for each way it can fail."""
+    if not path.exists():
+        raise usage_error(f"config file not found: {path} (check the path)")
+    if path.is_dir():
+        raise usage_error(f"config path is a directory, not a file: {path}")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise usage_error(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise usage_error(f"config file {path} is not UTF-8 text (is it a binary file?)") from None
+    if "\x00" in text:
+        raise usage_error(f"config file {path} is not text (it contains NUL bytes)")
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise usage_error(f"config file {path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        raise usage_error(f"config file {path} is empty; start from configs/quickstart.yaml")
+    if not isinstance(data, dict):
+        raise usage_error(
+            f"config file {path} must be a mapping of sections (seed, data, model, ...), "
+            f"got a {type(data).__name__}"
+        )
+    return data
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys at ``loc`` inside ``model`` (for 'did you mean' hints)."""
+    current: Any = model
+    for part in loc:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            current = annotation
+        else:
+            return []
+    return list(current.model_fields)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line for the first problem, naming the field path, the value and how to fix it."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    path = ".".join(str(p) for p in loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        valid = _field_names(Config, loc[:-1])
+        key = str(loc[-1])
+        hint = closest(key, valid)
+        where = ".".join(str(p) for p in loc[:-1]) or "top level"
+        return (
+            f"{source}: unknown key '{path}'{hint}; valid keys in {where}: {', '.join(valid)}"
+        )
+    msg = err["msg"]
+    if kind == "value_error":
+        text = msg.removeprefix("Value error, ")
+        return f"{source}: {text}" if re.match(r"^[\w.]+: ", text) else f"{source}: {path}: {text}"
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    if kind in ("finite_number",):
+        msg = "must be a finite number, not NaN or infinity"
+    return f"{source}: {path}: {msg.lower()}{shown}"
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise usage_error(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    p = Path(path)
+    return parse_config(read_yaml(p), str(p))
+
+
+def default_config_text() -> str:
+    """The embedded default config (the quickstart), shipped inside the package."""
+    return resources.files("lrtool").joinpath("quickstart.yaml").read_text(encoding="utf-8")
+
+
+def apply_overrides(config: Config, section: str, values: dict[str, Any], source: str) -> Config:
+    """Return ``config`` with CLI flag values (those not None) set in ``section``, re-validated."""
+    data = config.model_dump()
+    target = data if section == "" else data[section]
+    changed = False
+    for key, value in values.items():
+        if value is not None:
+            target[key] = value
+            changed = True
+    return parse_config(data, source) if changed else config
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,317 @@
+"""Datasets: the embedded digits data, any CSV file, synthetic data, or an import path.
+
+In-memory datasets are held as tensors and batched by index (:class:`TensorBatches`), which
+skips the per-sample ``__getitem__`` and collate work of a ``DataLoader``. Nothing is ever
+downloaded.
+
+The embedded default is the UCI "Optical Recognition of Handwritten Digits" test set (1,797
+8x8 images, 10 classes; E. Alpaydin and C. Kaynak, 1998; CC BY 4.0), as shipped by
+scikit-learn (BSD-3-Clause), stored as ``lrtool/datasets/digits.csv.gz`` and read through the
+same CSV path as a user's file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrtool.config import DataConfig
+from lrtool.errors import LrtoolError, usage_error
+from lrtool.imports import load_object
+
+MAX_CLASSES_AUTO = 50  # an integer target with more distinct values is treated as regression
+
+
+class TensorBatches:
+    """Mini-batches of in-memory tensors, taken by index; one fresh order per pass.
+
+    The order of pass k depends only on ``seed`` and k, so two instances with the same seed
+    yield the same batches (what ``lrtool compare`` relies on).
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.inputs = inputs
+        self.targets = targets
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.passes = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.inputs) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, bs = len(self.inputs), self.batch_size
+        if not self.shuffle:
+            for i in range(0, n, bs):
+                yield self.inputs[i : i + bs], self.targets[i : i + bs]
+            return
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
+        self.passes += 1
+        order = torch.randperm(n, generator=g)
+        for i in range(0, n, bs):
+            idx = order[i : i + bs]
+            yield self.inputs[idx], self.targets[idx]
+
+    def to(self, device: torch.device) -> TensorBatches:
+        """The same batches with the tensors moved once to ``device``."""
+        return TensorBatches(
+            self.inputs.to(device), self.targets.to(device), self.batch_size, self.shuffle,
+            self.seed,
+        )
+
+
+@dataclass
+class DataBundle:
+    """The training and validation batches and what a model needs to know about them."""
+
+    train: Any  # an iterable of batches: TensorBatches or a DataLoader
+    val: Any | None
+    task: str  # classification | regression
+    n_features: int
+    n_outputs: int
+    input_shape: tuple[int, ...]
+    n_train: int
+    n_val: int
+    description: str
+
+
+def digits_path() -> Path:
+    return Path(str(resources.files("lrtool").joinpath("datasets/digits.csv.gz")))
+
+
+def load_data(cfg: DataConfig, seed: int, loss: str = "auto", base_dir: Path | None = None) -> DataBundle:
+    """Build the dataset a config describes."""
+    if cfg.source == "import":
+        return _from_import(cfg, seed, base_dir)
+    if cfg.source == "synthetic":
+        inputs, targets, task = _synthetic(cfg, seed)
+        name = f"synthetic {task} ({cfg.n_samples} rows, {cfg.n_features} features)"
+    else:
+        path = digits_path() if cfg.source == "digits" else _resolve(cfg.path or "", base_dir)
+        target = cfg.target if cfg.source == "csv" else "digit"
+        inputs, targets, task = _read_csv(path, target, cfg.features, cfg.task)
+        name = "digits (UCI, 8x8 images)" if cfg.source == "digits" else path.name
+    return _split(inputs, targets, task, cfg, seed, loss, name)
+
+
+def _resolve(path: str, base_dir: Path | None) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not p.exists() and base_dir is not None:
+        p = base_dir / p
+    return p
+
+
+def _read_csv(
+    path: Path, target: str | None, features: list[str] | None, task: str
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    import pandas as pd
+
+    if not path.exists():
+        raise LrtoolError(f"data.path: file not found: {path}")
+    if path.is_dir():
+        raise LrtoolError(f"data.path: is a directory, not a CSV file: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise LrtoolError(f"data.path: the CSV file is empty: {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LrtoolError(f"data.path: cannot read {path} as CSV: {first}") from None
+    if frame.empty:
+        raise LrtoolError(f"data.path: the CSV file {path} has a header but no rows")
+    columns = [str(c) for c in frame.columns]
+    target = target or columns[-1]
+    if target not in columns:
+        from lrtool.errors import closest
+
+        raise LrtoolError(
+            f"data.target: column '{target}' is not in {path.name}{closest(target, columns)}; "
+            f"columns: {', '.join(columns[:12])}{' ...' if len(columns) > 12 else ''}"
+        )
+    feature_cols = features or [c for c in columns if c != target]
+    missing = [c for c in feature_cols if c not in columns]
+    if missing:
+        raise LrtoolError(f"data.features: columns not in {path.name}: {', '.join(missing)}")
+    if not feature_cols:
+        raise LrtoolError(f"data.features: {path.name} has no feature columns besides the target")
+    x = frame[feature_cols]
+    non_numeric = [c for c in feature_cols if not pd.api.types.is_numeric_dtype(x[c])]
+    if non_numeric:
+        raise LrtoolError(
+            f"data.features: non-numeric feature columns in {path.name}: "
+            f"{', '.join(non_numeric[:5])} (encode them as numbers or leave them out with "
+            f"data.features)"
+        )
+    nan_cols = [c for c in feature_cols + [target] if frame[c].isna().any()]
+    if nan_cols:
+        count = int(frame[nan_cols].isna().any(axis=1).sum())
+        raise LrtoolError(
+            f"data.path: {count} row(s) of {path.name} have empty or NaN cells in "
+            f"{', '.join(nan_cols[:5])}; fill or drop them first"
+        )
+    inputs = torch.tensor(x.to_numpy(dtype="float64"), dtype=torch.float32)
+    y = frame[target]
+    numeric_target = pd.api.types.is_numeric_dtype(y)
+    if task == "auto":
+        integral = numeric_target and bool((y == y.round()).all())
+        task = (
+            "classification"
+            if not numeric_target or (integral and y.nunique() <= MAX_CLASSES_AUTO)
+            else "regression"
+        )
+    if task == "classification":
+        codes, _ = pd.factorize(y, sort=True)
+        targets = torch.tensor(codes, dtype=torch.long)
+    else:
+        if not numeric_target:
+            raise LrtoolError(f"data.target: column '{target}' is not numeric; regression needs numbers")
+        targets = torch.tensor(y.to_numpy(dtype="float64"), dtype=torch.float32).unsqueeze(1)
+    if not torch.isfinite(inputs).all():
+        raise LrtoolError(f"data.path: {path.name} has infinite feature values")
+    return inputs, targets, task
+
+
+def _synthetic(cfg: DataConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """A teacher network's labels on Gaussian inputs: learnable, not trivially linear."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    n, d = cfg.n_samples, cfg.n_features
+    inputs = torch.randn(n, d, generator=g)
+    hidden = torch.tanh(inputs @ torch.randn(d, 32, generator=g) / math.sqrt(d))
+    if cfg.task == "regression":
+        y = hidden @ torch.randn(32, 1, generator=g) / math.sqrt(32)
+        y = y + cfg.noise * torch.randn(n, 1, generator=g)
+        return inputs, y, "regression"
+    logits = hidden @ torch.randn(32, cfg.n_classes, generator=g) * 2
+    logits = logits + cfg.noise * torch.randn(n, cfg.n_classes, generator=g)
+    return inputs, logits.argmax(dim=1), "classification"
+
+
+def _split(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    task: str,
+    cfg: DataConfig,
+    seed: int,
+    loss: str,
+    name: str,
+) -> DataBundle:
+    n = len(inputs)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * cfg.val_fraction))
+    if cfg.val_fraction > 0 and n_val == 0:
+        n_val = 1
+    train_idx, val_idx = order[n_val:], order[:n_val]
+    n_train = len(train_idx)
+    if n_train < cfg.batch_size:
+        raise LrtoolError(
+            f"data.batch_size: {cfg.batch_size} is larger than the training split "
+            f"({n_train} rows); lower data.batch_size or data.val_fraction"
+        )
+    x_train, x_val = inputs[train_idx], inputs[val_idx]
+    y_train, y_val = targets[train_idx], targets[val_idx]
+    if cfg.standardize:
+        mean = x_train.mean(dim=0)
+        std = x_train.std(dim=0).clamp_min(1e-8)
+        x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
+        if task == "regression":
+            y_mean, y_std = y_train.mean(dim=0), y_train.std(dim=0).clamp_min(1e-8)
+            y_train, y_val = (y_train - y_mean) / y_std, (y_val - y_mean) / y_std
+    if task == "classification":
+        classes = int(targets.max().item()) + 1
+        if int(torch.unique(y_train).numel()) < 2:
+            raise LrtoolError(
+                "data: the training split has only one class; a classifier needs at least two"
+            )
+        n_outputs = classes
+        if loss == "bce_with_logits":
+            if classes != 2:
+                raise usage_error(
+                    f"loss: bce_with_logits needs a binary target, this one has {classes} classes"
+                )
+            n_outputs = 1
+            y_train, y_val = y_train.float().unsqueeze(1), y_val.float().unsqueeze(1)
+    else:
+        if loss in ("cross_entropy", "bce_with_logits"):
+            raise usage_error(f"loss: {loss} needs a classification target; use mse or l1")
+        n_outputs = targets.shape[1]
+    d = inputs.shape[1]
+    side = int(math.isqrt(d))
+    shape = (1, side, side) if side * side == d else (d,)
+    train = TensorBatches(x_train, y_train, cfg.batch_size, cfg.shuffle, seed)
+    val = TensorBatches(x_val, y_val, max(cfg.batch_size, 256), False, seed) if n_val else None
+    return DataBundle(train, val, task, d, n_outputs, shape, n_train, n_val, name)
+
+
+def _from_import(cfg: DataConfig, seed: int, base_dir: Path | None) -> DataBundle:
+    """``package.module:function`` returning ``(train_dataset, val_dataset)``."""
+    from torch.utils.data import DataLoader, Dataset
+
+    fn = load_object(cfg.function or "", "data.function", base_dir)
+    try:
+        result = fn(**cfg.kwargs)
+    except LrtoolError:
+        raise
+    except Exception as exc:  # the user's code: report it, don't crash
+        raise LrtoolError(
+            f"data.function: {cfg.function} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if not (isinstance(result, tuple | list) and len(result) == 2):
+        raise LrtoolError(
+            f"data.function: {cfg.function} must return (train_dataset, val_dataset), "
+            f"got {type(result).__name__}"
+        )
+    train_ds, val_ds = result
+    for label, ds in (("train", train_ds), ("val", val_ds)):
+        if ds is not None and not (isinstance(ds, Dataset) or hasattr(ds, "__getitem__")):
+            raise LrtoolError(
+                f"data.function: the {label} dataset must be a torch Dataset, "
+                f"got {type(ds).__name__}"
+            )
+    try:
+        n_train = len(train_ds)
+        x0, y0 = train_ds[0][0], train_ds[0][1]
+    except Exception as exc:
+        raise LrtoolError(
+            f"data.function: cannot read (input, target) from the train dataset: {exc}"
+        ) from None
+    if n_train < cfg.batch_size:
+        raise LrtoolError(
+            f"data.batch_size: {cfg.batch_size} is larger than the training dataset "
+            f"({n_train} rows); lower data.batch_size"
+        )
+    x0 = torch.as_tensor(x0)
+    y0 = torch.as_tensor(y0)
+    is_class = not y0.is_floating_point() if cfg.task == "auto" else cfg.task == "classification"
+    if is_class:
+        labels = [int(torch.as_tensor(train_ds[i][1])) for i in range(min(n_train, 100_000))]
+        n_outputs = max(labels) + 1
+    else:
+        n_outputs = max(1, int(y0.numel()))
+    g = torch.Generator().manual_seed(seed)
+    train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=cfg.shuffle, generator=g)
+    val = DataLoader(val_ds, batch_size=max(cfg.batch_size, 256)) if val_ds is not None else None
+    return DataBundle(
+        train,
+        val,
+        "classification" if is_class else "regression",
+        int(x0.numel()),
+        n_outputs,
+        tuple(x0.shape),
+        n_train,
+        len(val_ds) if val_ds is not None else 0,
+        f"{cfg.function}",
+    )

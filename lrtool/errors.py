@@ -1,0 +1,36 @@
+"""The one error type for everything a user can get wrong.
+
+Library code raises :class:`LrtoolError` with a message that says what is wrong and how to fix
+it; the CLI catches it once, prints the message on stderr and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+USAGE_EXIT = 2  # bad flags, bad config: the user must change what they typed
+RUNTIME_EXIT = 1  # the run itself failed: data, import paths, output folders, divergence
+INTERRUPTED_EXIT = 130  # Ctrl-C / SIGINT, as shells report it
+
+
+class LrtoolError(Exception):
+    """A user-facing error: one line, no traceback, and a process exit code."""
+
+    def __init__(self, message: str, exit_code: int = RUNTIME_EXIT) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def usage_error(message: str) -> LrtoolError:
+    """An error in what the user typed (flags, config): exit code 2."""
+    return LrtoolError(message, USAGE_EXIT)
+
+
+def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean X?)' for the closest valid name, or '' when nothing is close."""
+    import difflib
+
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""

@@ -1,0 +1,463 @@
+"""The LR range test: train briefly while the LR grows, and record the loss at each LR.
+
+:func:`find_lr` is the engine behind ``lrtool find`` and the public Python API. It returns a
+:class:`RangeTestResult` and never prints; progress goes through an optional callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrtool.errors import LrtoolError, usage_error
+from lrtool.suggest import Recommendation, debiased_ema, recommend, run_rules
+
+StepFn = Callable[[nn.Module, Any], torch.Tensor]
+Progress = Callable[[int, int, float, float], None]
+
+
+def lr_ladder(start_lr: float, end_lr: float, steps: int, mode: str = "exp") -> list[float]:
+    """The LR of each step: ``start * (end/start)^(i/(N-1))`` (exp) or
+    ``start + (end - start) * i/(N-1)`` (linear), so step 0 is exactly ``start_lr`` and step
+    N-1 exactly ``end_lr``.
+
+    >>> lr_ladder(1e-3, 1e-1, 3)
+    [0.001, 0.01, 0.1]
+    """
+    if steps < 2:
+        raise usage_error(f"find.steps: must be at least 2, got {steps}")
+    if not (0 < start_lr < end_lr):
+        raise usage_error(
+            f"find.end_lr: must be greater than find.start_lr > 0 (got {start_lr:g}, {end_lr:g})"
+        )
+    if mode not in ("exp", "linear"):
+        raise usage_error(f"find.mode: must be exp or linear, got {mode!r}")
+    last = steps - 1
+    if mode == "exp":
+        ratio = end_lr / start_lr
+        lrs = [start_lr * ratio ** (i / last) for i in range(steps)]
+    else:
+        lrs = [start_lr + (end_lr - start_lr) * (i / last) for i in range(steps)]
+    lrs[0], lrs[-1] = start_lr, end_lr
+    return lrs
+
+
+def is_diverged(smoothed: float, best: float, threshold: float) -> bool:
+    """Whether the smoothed loss has left the best so far by ``threshold`` times.
+
+    For positive losses this is ``smoothed > threshold * best``; the form
+    ``smoothed > best + (threshold - 1) * |best|`` keeps its meaning for negative losses.
+    """
+    return smoothed > best + (threshold - 1) * abs(best)
+
+
+@dataclass
+class RangeTestResult:
+    """The curve of a range test and what it suggests. Plain data: it never prints."""
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    stop_reason: str
+    steps_requested: int
+    start_lr: float
+    end_lr: float
+    mode: str
+    suggestions: dict[str, float | None] = field(default_factory=dict)
+    recommendation: Recommendation | None = None
+    group_lrs: list[list[float]] = field(default_factory=list)
+    train_losses: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    monitor: str = "train"
+    repeat_lrs: list[float | None] = field(default_factory=list)  # per sweep, with repeats
+
+    @property
+    def lr(self) -> float | None:
+        """The recommended constant LR, or None when the curve cannot support one."""
+        return self.recommendation.lr if self.recommendation else None
+
+    @property
+    def onecycle_max_lr(self) -> float | None:
+        """The recommended peak LR of a 1cycle schedule, or None."""
+        return self.recommendation.onecycle_max_lr if self.recommendation else None
+
+    @property
+    def steps_run(self) -> int:
+        return len(self.lrs)
+
+    def rows(self) -> list[dict[str, float | int]]:
+        return [
+            {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s}
+            for i, (lr, loss, s) in enumerate(zip(self.lrs, self.losses, self.smoothed, strict=True))
+        ]
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame with columns ``step, lr, loss, smoothed_loss``."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows(), columns=["step", "lr", "loss", "smoothed_loss"])
+
+
+class RangeTestInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a range test: the state is restored and the partial result is attached."""
+
+    def __init__(self, result: RangeTestResult) -> None:
+        super().__init__("range test interrupted")
+        self.result = result
+
+
+# --------------------------------------------------------------------------------------------
+# Batches, steps and state
+# --------------------------------------------------------------------------------------------
+
+
+def to_device(batch: Any, device: torch.device | None) -> Any:
+    """Move every tensor inside a (nested) batch to ``device``."""
+    if device is None:
+        return batch
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return type(batch)({k: to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
+    if isinstance(batch, tuple | list):
+        moved = [to_device(v, device) for v in batch]
+        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
+    return batch
+
+
+def loss_from_output(output: Any) -> torch.Tensor | None:
+    """The loss a model computed itself: a ``.loss`` attribute or a ``"loss"`` key."""
+    if isinstance(output, Mapping) and "loss" in output:
+        return output["loss"]
+    loss = getattr(output, "loss", None)
+    return loss if isinstance(loss, torch.Tensor) else None
+
+
+def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
+    """The step used when none is given: ``(inputs, targets)`` tuples, dict batches passed as
+    keyword arguments (``model(**batch)``), and models that return their own loss."""
+
+    def step(model: nn.Module, batch: Any) -> torch.Tensor:
+        if isinstance(batch, Mapping):
+            output = model(**batch)
+            own = loss_from_output(output)
+            if own is not None:
+                return own
+            target = next((batch[k] for k in ("labels", "targets", "target", "y") if k in batch), None)
+            if loss_fn is None or target is None:
+                raise LrtoolError(
+                    "the model's output has no loss (no .loss attribute or 'loss' key) and "
+                    "there is no loss function and 'labels' key to compute one; pass loss_fn "
+                    "or a step_fn(model, batch) -> loss"
+                )
+            return loss_fn(_logits(output), target)
+        if isinstance(batch, tuple | list) and len(batch) >= 2:
+            output = model(batch[0])
+            if loss_fn is None:
+                own = loss_from_output(output)
+                if own is None:
+                    raise LrtoolError(
+                        "no loss function was given and the model's output has no loss "
+                        "(.loss or 'loss'); pass loss_fn or a step_fn(model, batch) -> loss"
+                    )
+                return own
+            return loss_fn(_logits(output), batch[1])
+        if isinstance(batch, torch.Tensor) and loss_fn is None:
+            own = loss_from_output(model(batch))
+            if own is not None:
+                return own
+        raise LrtoolError(
+            f"cannot unpack a batch of type {type(batch).__name__} "
+            f"({_describe(batch)}); the default step takes (inputs, targets) or a dict of "
+            f"keyword arguments; pass step_fn(model, batch) -> loss for anything else"
+        )
+
+    return step
+
+
+def _logits(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping) and "logits" in output:
+        return output["logits"]
+    return getattr(output, "logits", output)
+
+
+def _describe(batch: Any) -> str:
+    if isinstance(batch, tuple | list):
+        return f"{len(batch)} item(s): " + ", ".join(type(b).__name__ for b in batch[:4])
+    if isinstance(batch, torch.Tensor):
+        return f"a tensor of shape {tuple(batch.shape)}"
+    return repr(batch)[:60]
+
+
+def cycle(loader: Iterable) -> Iterator[Any]:
+    """Batches from ``loader``, starting a new pass whenever one ends."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise LrtoolError("the training loader yielded no batches")
+
+
+def _cpu_copy(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu_copy(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_cpu_copy(v) for v in obj)
+    return obj
+
+
+@dataclass
+class StateSnapshot:
+    """Weights, optimizer state, train/eval modes and RNG state, kept on the CPU (one copy)."""
+
+    model_state: dict[str, Any]
+    optimizer_state: dict[str, Any]
+    modes: dict[str, bool]
+    cpu_rng: torch.Tensor
+    cuda_rng: list[torch.Tensor] | None
+    scaler_state: dict[str, Any] | None = None
+
+    @classmethod
+    def take(cls, model: nn.Module, optimizer: torch.optim.Optimizer) -> StateSnapshot:
+        return cls(
+            _cpu_copy(model.state_dict()),
+            _cpu_copy(optimizer.state_dict()),
+            {name: m.training for name, m in model.named_modules()},
+            torch.get_rng_state(),
+            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        )
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        model.load_state_dict(self.model_state)
+        optimizer.load_state_dict(self.optimizer_state)
+        for name, module in model.named_modules():
+            if name in self.modes:
+                module.training = self.modes[name]
+        torch.set_rng_state(self.cpu_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
+
+
+def _amp_context(amp: str | None, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    if amp in (None, "none", "off", False):
+        return contextlib.nullcontext
+    if amp not in ("bf16", "fp16"):
+        raise usage_error(f"amp: must be bf16, fp16 or None, got {amp!r}")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    if amp == "fp16" and device.type == "cpu":
+        raise usage_error("amp: fp16 autocast needs a GPU (cuda or mps); use amp='bf16' on the CPU")
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise usage_error("amp: this GPU does not support bf16; use amp='fp16'")
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+def find_lr(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Iterable,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+    mode: str = "exp",
+    smoothing: float = 0.95,
+    diverge_threshold: float = 4.0,
+    step_fn: StepFn | None = None,
+    accumulation_steps: int = 1,
+    grad_clip: float | None = None,
+    amp: str | None = None,
+    device: str | torch.device | None = None,
+    val_loader: Iterable | None = None,
+    val_batches: int = 4,
+    restore: bool = True,
+    progress: Progress | None = None,
+) -> RangeTestResult:
+    """Run an LR range test and return its curve and suggestions.
+
+    Step i of N trains one optimizer step at ``lr_ladder(start_lr, end_lr, N, mode)[i]``; the
+    loss is smoothed with a debiased EMA (``smoothing`` is its beta, 0 turns it off); the run
+    stops early when a loss is NaN/Inf or the smoothed loss exceeds ``diverge_threshold``
+    times the best so far. Several param groups keep their LR ratio to the first group.
+
+    Batches may be ``(inputs, targets)`` tuples, dicts passed as ``model(**batch)``, or anything
+    a ``step_fn(model, batch) -> loss`` understands; a model that returns its own loss (``.loss``
+    or ``"loss"``) needs no ``loss_fn``. ``accumulation_steps`` micro-batches make one optimizer
+    step (the logged loss is their mean). ``amp`` is ``"bf16"`` or ``"fp16"`` autocast
+    (GradScaler for fp16 on CUDA). With ``val_loader``, the monitored loss is the mean over its
+    first ``val_batches`` batches after each step (costing that many forward passes a step).
+
+    Model weights, optimizer state, train/eval modes and the RNG state are restored afterwards
+    (``restore=True``), also when the sweep raises or is interrupted; the snapshot is kept on
+    the CPU. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
+    """
+    if accumulation_steps < 1:
+        raise usage_error(f"accumulation_steps: must be >= 1, got {accumulation_steps}")
+    if val_batches < 1:
+        raise usage_error(f"val_batches: must be >= 1, got {val_batches}")
+    if not 0 <= smoothing < 1:
+        raise usage_error(f"smoothing: must be in [0, 1), got {smoothing}")
+    if diverge_threshold <= 1:
+        raise usage_error(f"diverge_threshold: must be > 1, got {diverge_threshold}")
+    if any("initial_lr" in g for g in optimizer.param_groups):
+        raise LrtoolError(
+            "the optimizer already has an LR scheduler attached (its param groups carry "
+            "'initial_lr'); give the range test an optimizer without a scheduler"
+        )
+    ladder = lr_ladder(start_lr, end_lr, steps, mode)
+    dev = torch.device(device) if device is not None else model_device(model)
+    autocast = _amp_context(amp, dev)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and dev.type == "cuda" else None
+    step = step_fn or default_step(loss_fn)
+    move = None if dev.type == "cpu" else dev
+    base = [float(g["lr"]) for g in optimizer.param_groups]
+    ratios = [b / base[0] if base[0] > 0 else 1.0 for b in base]
+
+    snapshot = StateSnapshot.take(model, optimizer) if restore else None
+    lrs: list[float] = []
+    losses: list[float] = []
+    train_losses: list[float] = []
+    smoothed: list[float] = []
+    stop_reason = "completed"
+    interrupted = False
+    avg, best = 0.0, math.inf
+    started = time.perf_counter()
+    batches = cycle(train_loader)
+    model.train()
+    try:
+        for i, lr in enumerate(ladder):
+            for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
+                group["lr"] = lr * ratio
+            optimizer.zero_grad(set_to_none=True)
+            total = None
+            for _ in range(accumulation_steps):
+                batch = to_device(next(batches), move)
+                with autocast():
+                    loss = step(model, batch)
+                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                    raise LrtoolError(
+                        f"the step must return a scalar loss tensor, got {_describe(loss)}"
+                    )
+                scaled = loss / accumulation_steps if accumulation_steps > 1 else loss
+                (scaler.scale(scaled) if scaler else scaled).backward()
+                total = scaled.detach() if total is None else total + scaled.detach()
+            if grad_clip is not None:
+                if scaler:
+                    scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            assert total is not None
+            train_loss = float(total)
+            value = train_loss if val_loader is None else _val_loss(
+                model, val_loader, val_batches, step, move, autocast
+            )
+            lrs.append(lr)
+            losses.append(value)
+            train_losses.append(train_loss)
+            if not math.isfinite(value):
+                smoothed.append(math.nan)
+                stop_reason = f"non-finite loss ({value}) at step {i}, lr {lr:.3g}"
+                break
+            avg = smoothing * avg + (1 - smoothing) * value
+            current = avg / (1 - smoothing ** (i + 1))
+            smoothed.append(current)
+            if progress is not None:
+                progress(i, steps, lr, value)
+            if is_diverged(current, best, diverge_threshold):
+                stop_reason = (
+                    f"diverged at step {i}, lr {lr:.3g}: smoothed loss {current:.4g} > "
+                    f"{diverge_threshold:g} x best {best:.4g}"
+                )
+                break
+            best = min(best, current)
+    except KeyboardInterrupt:
+        interrupted = True
+        stop_reason = f"interrupted at step {len(lrs)}"
+    finally:
+        if snapshot is not None:
+            snapshot.restore(model, optimizer)
+    result = RangeTestResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        stop_reason=stop_reason,
+        steps_requested=steps,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        mode=mode,
+        group_lrs=[[lr * r for lr in lrs] for r in ratios],
+        train_losses=train_losses,
+        elapsed_s=time.perf_counter() - started,
+        interrupted=interrupted,
+        monitor="train" if val_loader is None else f"val ({val_batches} batches)",
+    )
+    attach_suggestions(result)
+    if interrupted:
+        raise RangeTestInterrupted(result)
+    return result
+
+
+def attach_suggestions(result: RangeTestResult, repeat_lrs: list[float] | None = None) -> None:
+    """Run every suggestion rule on the curve and choose the recommendation."""
+    result.suggestions = run_rules(result.lrs, result.losses)
+    result.recommendation = recommend(result.lrs, result.losses, result.suggestions, repeat_lrs)
+
+
+def _val_loss(
+    model: nn.Module,
+    loader: Iterable,
+    count: int,
+    step: StepFn,
+    move: torch.device | None,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+) -> float:
+    """Mean loss over the first ``count`` batches of ``loader`` (eval mode, no gradients)."""
+    was_training = model.training
+    model.eval()
+    total, seen = 0.0, 0
+    with torch.no_grad(), autocast():
+        for batch in loader:
+            total += float(step(model, to_device(batch, move)))
+            seen += 1
+            if seen >= count:
+                break
+    model.train(was_training)
+    if seen == 0:
+        raise LrtoolError("the validation loader yielded no batches")
+    return total / seen
+
+
+def smoothed_curve(losses: list[float], smoothing: float) -> list[float]:
+    """The debiased EMA that :func:`find_lr` records, computed after the fact."""
+    return debiased_ema(losses, smoothing)

@@ -1,0 +1,145 @@
+"""Performance scheduling: cut the LR when the monitored metric stops improving.
+
+The one stateful schedule. Its state is small (best value, bad-evaluation count, cooldown,
+current LR) and it changes only through :meth:`PlateauSchedule.update`, called with each new
+validation metric. Semantics are exactly torch ``ReduceLROnPlateau``:
+
+* better means ``a < best * (1 - threshold)`` (min/rel), ``a < best - threshold`` (min/abs),
+  ``a > best * (1 + threshold)`` (max/rel) or ``a > best + threshold`` (max/abs);
+* the LR is cut on the (patience + 1)-th bad evaluation in a row:
+  ``lr <- max(lr * factor, min_lr)``, applied only when the change exceeds ``eps``;
+* after a cut, ``cooldown`` evaluations are not counted as bad; ``best`` is never reset.
+
+Keras and optax cut one evaluation earlier (when the count reaches ``patience``); to get their
+behaviour use ``patience - 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lrtool.schedules import Schedule, _check, _decay_factor, _non_negative
+
+
+@dataclass
+class PlateauState:
+    lr: float
+    best: float
+    bad_evaluations: int = 0
+    cooldown_left: int = 0
+    cuts: list[int] = field(default_factory=list)  # evaluation indices where the LR was cut
+    evaluations: int = 0
+
+
+class PlateauSchedule(Schedule):
+    """A schedule whose value is the current LR; :meth:`update` feeds it a metric."""
+
+    def __init__(
+        self,
+        lr: float,
+        factor: float,
+        patience: int,
+        threshold: float,
+        threshold_mode: str,
+        cooldown: int,
+        min_lr: float,
+        mode: str,
+        eps: float,
+        total_steps: int | None = None,
+    ) -> None:
+        super().__init__("plateau", self._current, None, total_steps)
+        self.initial_lr = lr
+        self.factor = factor
+        self.patience = patience
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.cooldown = cooldown
+        self.min_lr = min_lr
+        self.mode = mode
+        self.eps = eps
+        self.reset()
+
+    def reset(self) -> None:
+        worst = math.inf if self.mode == "min" else -math.inf
+        self.state = PlateauState(lr=self.initial_lr, best=worst)
+
+    def _current(self, t: int) -> float:
+        return self.state.lr
+
+    @property
+    def stateful(self) -> bool:
+        return True
+
+    def is_better(self, value: float) -> bool:
+        best, thr = self.state.best, self.threshold
+        if self.mode == "min":
+            return value < (best * (1 - thr) if self.threshold_mode == "rel" else best - thr)
+        return value > (best * (1 + thr) if self.threshold_mode == "rel" else best + thr)
+
+    def update(self, metric: float) -> float:
+        """Record one evaluation of the monitored metric; returns the LR to use from now on."""
+        s = self.state
+        s.evaluations += 1
+        if self.is_better(metric):
+            s.best = metric
+            s.bad_evaluations = 0
+        else:
+            s.bad_evaluations += 1
+        if s.cooldown_left > 0:
+            s.cooldown_left -= 1
+            s.bad_evaluations = 0
+        if s.bad_evaluations > self.patience:
+            new_lr = max(s.lr * self.factor, self.min_lr)
+            if s.lr - new_lr > self.eps:
+                s.lr = new_lr
+                s.cuts.append(s.evaluations)
+            s.cooldown_left = self.cooldown
+            s.bad_evaluations = 0
+        return s.lr
+
+
+def plateau(
+    lr: float,
+    factor: float = 0.1,
+    patience: int = 10,
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_lr: float = 0.0,
+    mode: str = "min",
+    eps: float = 1e-8,
+    total_steps: int | None = None,
+) -> PlateauSchedule:
+    """Reduce-on-plateau: ``lr * factor^cuts``, a cut after ``patience + 1`` bad evaluations.
+
+    Equals torch ``ReduceLROnPlateau(mode, factor, patience, threshold, threshold_mode,
+    cooldown, min_lr, eps)`` fed the same metric sequence.
+
+    >>> p = plateau(1.0, patience=0)
+    >>> p.update(1.0), p.update(0.99995)
+    (1.0, 0.1)
+    """
+    name = "plateau"
+    _non_negative(name, "lr", lr)
+    _decay_factor(name, "factor", factor)
+    _check(patience >= 0, name, f"patience must be >= 0, got patience={patience!r}")
+    _non_negative(name, "threshold", threshold)
+    _check(threshold_mode in ("rel", "abs"), name, "threshold_mode must be rel or abs")
+    _check(cooldown >= 0, name, f"cooldown must be >= 0, got cooldown={cooldown!r}")
+    _non_negative(name, "min_lr", min_lr)
+    _check(mode in ("min", "max"), name, "mode must be min or max")
+    _non_negative(name, "eps", eps)
+    return PlateauSchedule(
+        lr, factor, patience, threshold, threshold_mode, cooldown, min_lr, mode, eps, total_steps
+    )
+
+
+def stalling_metric(steps: int) -> list[float]:
+    """A synthetic validation metric for plotting ``plateau``: it falls, then stalls.
+
+    It improves as ``1 / (1 + t/10)`` for the first 30% of the evaluations, then stays flat,
+    so the schedule's cuts show where patience runs out.
+    """
+    knee = max(1, int(0.3 * steps))
+    return [1.0 / (1.0 + min(t, knee) / 10.0) for t in range(steps)]

@@ -1,0 +1,311 @@
+"""Rendering: rich tables and plotext terminal plots, built from plain result data.
+
+Nothing here trains or imports torch; every function takes numbers and returns a renderable
+(a rich ``Table`` or a plot string), so it is testable without a run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+PLOT_POINTS = 2000  # the most points handed to plotext per curve; a terminal shows fewer
+
+
+def fmt_lr(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.3g}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.2e}"
+
+
+def fmt_loss(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if math.isfinite(value) else str(value)
+
+
+def evenly_spaced(n: int, count: int) -> list[int]:
+    """Up to ``count`` indices spread over 0..n-1, first and last included."""
+    if n <= count:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)})
+
+
+# --------------------------------------------------------------------------------------------
+# Range test
+# --------------------------------------------------------------------------------------------
+
+
+def curve_table(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], rows: int = 15) -> Table:
+    table = Table(title="Range test (a subset of the steps)", title_justify="left")
+    for name in ("step", "lr", "loss", "smoothed loss"):
+        table.add_column(name, justify="right")
+    for i in evenly_spaced(len(lrs), rows):
+        table.add_row(str(i), fmt_lr(lrs[i]), fmt_loss(losses[i]), fmt_loss(smoothed[i]))
+    return table
+
+
+def suggestions_table(
+    suggestions: dict[str, float | None], notes: dict[str, str], recommended: str | None
+) -> Table:
+    table = Table(title="Suggestions", title_justify="left")
+    table.add_column("rule")
+    table.add_column("lr", justify="right")
+    table.add_column("note")
+    for name, value in suggestions.items():
+        mark = " *" if name == recommended else ""
+        table.add_row(name + mark, fmt_lr(value), notes.get(name, ""))
+    return table
+
+
+def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    stride = max(1, (last - first) // 8)
+    ticks = [10.0**e for e in range(first, last + 1, stride)]
+    return ticks, [f"1e{e}" for e in range(first, last + 1, stride)]
+
+
+def _finish(plt: Any, width: int, height: int, color: bool) -> str:
+    plt.plotsize(width, height)
+    plt.theme("pro" if color else "clear")
+    text = plt.build()
+    plt.clf()
+    return text if color else plt.uncolorize(text)
+
+
+def range_test_plot(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    marks: dict[str, float | None],
+    log_x: bool = True,
+    width: int = 90,
+    height: int = 22,
+    color: bool = False,
+) -> str:
+    """Smoothed (and raw, faint) loss against LR on a log axis, with suggestions marked."""
+    import plotext as plt
+
+    plt.clf()
+    pairs = [(x, y, s) for x, y, s in zip(lrs, losses, smoothed, strict=False) if math.isfinite(y)]
+    if len(pairs) < 2:
+        return "(not enough finite points to plot)"
+    xs = [p[0] for p in pairs]
+    finite_s = [p for p in pairs if math.isfinite(p[2])]
+    # Clip the y range so one exploding point does not flatten the interesting part.
+    ys = sorted(p[2] for p in finite_s) or sorted(p[1] for p in pairs)
+    top = min(max(ys), ys[0] + 3 * (ys[len(ys) // 2] - ys[0] + 1e-12) + 1e-12)
+    clip = [min(p[1], top) for p in pairs]
+    plt.plot(xs, clip, label="loss (raw)", color="gray", marker="dot")
+    plt.plot([p[0] for p in finite_s], [min(p[2], top) for p in finite_s], label="smoothed",
+             color="blue", marker="braille")
+    palette = ["red", "green", "orange", "magenta", "cyan"]
+    for (name, value), colour in zip(marks.items(), palette, strict=False):
+        if value is not None and xs[0] <= value <= xs[-1]:
+            plt.vline(value, colour)
+            plt.text(name, value, top, color=colour)
+    if log_x:
+        plt.xscale("log")
+        ticks, labels = _log_ticks(xs[0], xs[-1])
+        plt.xticks(ticks, labels)
+    plt.title("Loss vs learning rate")
+    plt.xlabel("learning rate")
+    plt.ylabel("loss")
+    return _finish(plt, width, height, color)
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules
+# --------------------------------------------------------------------------------------------
+
+
+def schedule_plot(
+    curves: dict[str, tuple[list[int], list[float], list[float | None]]],
+    log_y: bool = False,
+    width: int = 90,
+    height: int = 22,
+    color: bool = False,
+    title: str = "Learning rate schedule",
+) -> str:
+    """LR against step for each schedule; a second panel of momentum where one defines it."""
+    import plotext as plt
+
+    plt.clf()
+    with_momentum = any(any(m is not None for m in c[2]) for c in curves.values())
+    if with_momentum:
+        plt.subplots(2, 1)
+        plt.subplot(1, 1)
+    palette = ["blue", "red", "green", "orange", "magenta", "cyan", "gray"]
+    for (name, (steps, lrs, _)), colour in zip(curves.items(), palette * 4, strict=False):
+        ys = [max(v, 1e-300) for v in lrs] if log_y else lrs
+        plt.plot(steps, ys, label=name, color=colour, marker="braille")
+    if log_y:
+        plt.yscale("log")
+    plt.title(title)
+    plt.ylabel("lr")
+    if with_momentum:
+        plt.plotsize(width, height)
+        plt.subplot(2, 1)
+        for (name, (steps, _, moms)), colour in zip(curves.items(), palette * 4, strict=False):
+            pts = [(s, m) for s, m in zip(steps, moms, strict=True) if m is not None]
+            if pts:
+                plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=colour,
+                         marker="braille")
+        plt.title("Momentum (beta1 for Adam-style optimizers)")
+        plt.plotsize(width, max(8, height // 2))
+        plt.xlabel("step")
+        plt.theme("pro" if color else "clear")
+        text = plt.build()
+        plt.clf()
+        return text if color else plt.uncolorize(text)
+    plt.xlabel("step")
+    return _finish(plt, width, height, color)
+
+
+def key_points_table(name: str, steps: list[int], lrs: list[float], total: int) -> Table:
+    table = Table(title=f"{name}: key points", title_justify="left")
+    for col in ("point", "step", "lr"):
+        table.add_column(col, justify="right" if col != "point" else "left")
+    i_peak = max(range(len(lrs)), key=lambda i: lrs[i])
+    i_low = min(range(len(lrs)), key=lambda i: lrs[i])
+    table.add_row("start", "0", fmt_lr(lrs[0]))
+    table.add_row("peak", str(steps[i_peak]), fmt_lr(lrs[i_peak]))
+    table.add_row("lowest", str(steps[i_low]), fmt_lr(lrs[i_low]))
+    table.add_row("end", str(total - 1), fmt_lr(lrs[-1]))
+    return table
+
+
+def schedules_table(specs: Sequence[Any]) -> Table:
+    table = Table(title="Schedules", title_justify="left", show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("parameters (default)")
+    table.add_column("formula")
+    table.add_column("matches")
+    for spec in specs:
+        params = ", ".join(f"{p.name}={p.shown_default()}" for p in spec.params)
+        table.add_row(spec.name, params, spec.formula, spec.matches)
+    return table
+
+
+def schedule_detail_table(spec: Any) -> Table:
+    table = Table(title=f"{spec.name}: {spec.formula}", title_justify="left")
+    table.add_column("parameter")
+    table.add_column("type")
+    table.add_column("default")
+    table.add_column("meaning")
+    for p in list(spec.params) + [spec.param(n) for n in ("warmup_steps", "warmup_start_lr")]:
+        kind = p.kind + (f" ({'|'.join(p.choices)})" if p.choices else "")
+        table.add_row(p.name, kind, p.shown_default(), p.help)
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Training and comparison
+# --------------------------------------------------------------------------------------------
+
+
+def eval_table(rows: list[dict[str, Any]], max_rows: int = 20) -> Table:
+    table = Table(title="Evaluations", title_justify="left")
+    for col in ("step", "lr", "train loss (smoothed)", "val loss", "val accuracy"):
+        table.add_column(col, justify="right")
+    for i in evenly_spaced(len(rows), max_rows):
+        r = rows[i]
+        acc = r.get("val_accuracy")
+        table.add_row(
+            str(r["step"]),
+            fmt_lr(r["lr"]),
+            fmt_loss(r.get("train_loss_smoothed")),
+            fmt_loss(r.get("val_loss")),
+            "-" if acc is None or (isinstance(acc, float) and math.isnan(acc)) else f"{acc:.3f}",
+        )
+    return table
+
+
+def train_plot(
+    steps: list[int],
+    train_loss: list[float],
+    eval_steps: list[int],
+    val_loss: list[float],
+    lrs: list[float],
+    width: int = 90,
+    height: int = 24,
+    color: bool = False,
+) -> str:
+    import plotext as plt
+
+    plt.clf()
+    plt.subplots(2, 1)
+    plt.subplot(1, 1)
+    idx = evenly_spaced(len(steps), PLOT_POINTS)
+    ok = [i for i in idx if math.isfinite(train_loss[i])]
+    plt.plot([steps[i] for i in ok], [train_loss[i] for i in ok], label="train (smoothed)",
+             color="blue", marker="braille")
+    vs = [(s, v) for s, v in zip(eval_steps, val_loss, strict=True) if v is not None and math.isfinite(v)]
+    if vs:
+        plt.plot([p[0] for p in vs], [p[1] for p in vs], label="val", color="red", marker="dot")
+    plt.title("Loss")
+    plt.plotsize(width, height)
+    plt.subplot(2, 1)
+    plt.plot([steps[i] for i in idx], [lrs[i] for i in idx], label="lr", color="green", marker="braille")
+    plt.title("Learning rate")
+    plt.xlabel("step")
+    plt.plotsize(width, max(8, height // 2))
+    plt.theme("pro" if color else "clear")
+    text = plt.build()
+    plt.clf()
+    return text if color else plt.uncolorize(text)
+
+
+def overlay_plot(
+    curves: dict[str, tuple[list[int], list[float]]],
+    title: str,
+    ylabel: str,
+    log_y: bool = False,
+    width: int = 90,
+    height: int = 20,
+    color: bool = False,
+) -> str:
+    import plotext as plt
+
+    plt.clf()
+    palette = ["blue", "red", "green", "orange", "magenta", "cyan", "gray"]
+    for (name, (xs, ys)), colour in zip(curves.items(), palette * 4, strict=False):
+        pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and math.isfinite(y)]
+        if log_y:
+            pts = [(x, y) for x, y in pts if y > 0]
+        if pts:
+            plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=colour,
+                     marker="braille")
+    if log_y:
+        plt.yscale("log")
+    plt.title(title)
+    plt.xlabel("step")
+    plt.ylabel(ylabel)
+    return _finish(plt, width, height, color)
+
+
+def compare_table(rows: list[dict[str, Any]], target: float | None, label: str) -> Table:
+    table = Table(
+        title=f"Comparison ({label}; target val loss {fmt_loss(target)})", title_justify="left"
+    )
+    for col in ("run", "final val loss", "best val loss", "final accuracy",
+                "steps to target", "wall time (s)", "stop"):
+        table.add_column(col, justify="left" if col in ("run", "stop") else "right")
+    for r in rows:
+        acc = r.get("final_accuracy")
+        reach = r.get("steps_to_target")
+        table.add_row(
+            r["run"] + (" (winner)" if r.get("winner") else ""),
+            fmt_loss(r.get("final_val_loss")),
+            fmt_loss(r.get("best_val_loss")),
+            "-" if acc is None else f"{acc:.3f}",
+            "not reached" if reach is None else str(reach),
+            f"{r['wall_s']:.2f}",
+            r.get("stop_reason", ""),
+        )
+    return table

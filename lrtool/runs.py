@@ -1,0 +1,249 @@
+"""Config-driven runs: build everything a config describes and call one engine.
+
+These are what the CLI commands call (one function each); they return the engines' plain
+result objects and write nothing.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from lrtool.build import Setup, build, check_batch
+from lrtool.config import Config
+from lrtool.data import TensorBatches
+from lrtool.finder import Progress, RangeTestInterrupted, RangeTestResult, attach_suggestions, find_lr
+from lrtool.suggest import lrtool_constant
+
+
+def prepare(config: Config, base_dir: Path | None) -> Setup:
+    setup = build(config, base_dir)
+    check_batch(setup)
+    return setup
+
+
+def range_test(setup: Setup, progress: Progress | None = None, order_seed: int | None = None) -> RangeTestResult:
+    """One range test with the config's ``find`` settings (``order_seed`` varies the data order)."""
+    f = setup.config.find
+    batches = setup.fresh_train_batches()
+    if order_seed is not None and isinstance(batches, TensorBatches):
+        batches.seed = order_seed
+    return find_lr(
+        setup.model,
+        setup.optimizer,
+        batches,
+        setup.loss_fn,
+        start_lr=f.start_lr,
+        end_lr=f.end_lr,
+        steps=f.steps,
+        mode=f.mode,
+        smoothing=f.smoothing,
+        diverge_threshold=f.diverge_threshold,
+        device=setup.device,
+        progress=progress,
+    )
+
+
+def find_from_config(
+    config: Config, base_dir: Path | None = None, progress: Progress | None = None
+) -> RangeTestResult:
+    """``lrtool find``: one sweep, or ``find.repeats`` sweeps combined into a median curve."""
+    setup = prepare(config, base_dir)
+    if config.find.repeats == 1:
+        return range_test(setup, progress)
+    return repeated_range_test(setup, config.find.repeats, progress)
+
+
+def repeated_range_test(setup: Setup, repeats: int, progress: Progress | None = None) -> RangeTestResult:
+    """K sweeps from the same weights with different data orders, merged step by step.
+
+    The merged curve's loss at step i is the median over the sweeps that reached step i
+    (kept while at least half of them did); the spread of the per-sweep suggestions feeds the
+    confidence statement.
+    """
+    runs: list[RangeTestResult] = []
+    for k in range(repeats):
+        try:
+            runs.append(range_test(setup, progress, order_seed=setup.config.seed + 1000 * (k + 1)))
+        except RangeTestInterrupted as stop:
+            runs.append(stop.result)
+            merged = merge_runs(runs)
+            merged.interrupted = True
+            raise RangeTestInterrupted(merged) from None
+    return merge_runs(runs)
+
+
+def merge_runs(runs: list[RangeTestResult]) -> RangeTestResult:
+    longest = max(runs, key=lambda r: r.steps_run)
+    need = (len(runs) + 1) // 2
+    lrs, losses, smoothed = [], [], []
+    for i, lr in enumerate(longest.lrs):
+        at = [r.losses[i] for r in runs if r.steps_run > i]
+        if len(at) < need:
+            break
+        lrs.append(lr)
+        losses.append(statistics.median(at))
+        smoothed.append(statistics.median(r.smoothed[i] for r in runs if r.steps_run > i))
+    merged = RangeTestResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        stop_reason=f"median of {len(runs)} sweeps; " + "; ".join(r.stop_reason for r in runs),
+        steps_requested=longest.steps_requested,
+        start_lr=longest.start_lr,
+        end_lr=longest.end_lr,
+        mode=longest.mode,
+        group_lrs=[g[: len(lrs)] for g in longest.group_lrs],
+        elapsed_s=sum(r.elapsed_s for r in runs),
+        monitor=longest.monitor,
+    )
+    per_run = [lrtool_constant(r.lrs, r.losses) for r in runs]
+    attach_suggestions(merged, [v for v in per_run if v is not None])
+    merged.repeat_lrs = per_run
+    return merged
+
+
+# --------------------------------------------------------------------------------------------
+# Training and comparison
+# --------------------------------------------------------------------------------------------
+
+
+def schedule_params(
+    name: str, params: dict, steps: int, lr: float | None, found: RangeTestResult | None = None
+) -> dict:
+    """The parameters a run's schedule gets: the given ones, the run length, and the LR from
+    ``--lr`` or a range test (the 1cycle peak for onecycle and cyclic) unless set already."""
+    from lrtool.schedules import get_spec
+
+    spec = get_spec(name)
+    out = dict(params)
+    if spec.uses_total_steps or "total_steps" in spec.param_names:
+        out.setdefault("total_steps", steps)
+    key = spec.lr_param
+    chosen = lr
+    if found is not None and chosen is None:
+        chosen = found.onecycle_max_lr if key == "max_lr" else found.lr
+        if chosen is None:
+            from lrtool.errors import LrtoolError
+
+            warning = found.recommendation.warnings[0] if found.recommendation else ""
+            raise LrtoolError(f"--lr-from-find: the range test gave no suggestion ({warning})")
+    if chosen is not None:
+        out[key] = chosen
+    return out
+
+
+def train_from_config(
+    config: Config,
+    name: str,
+    params: dict,
+    base_dir: Path | None = None,
+    progress: Progress | None = None,
+    label: str | None = None,
+):
+    """Build the config's setup and train one schedule (``params`` already complete)."""
+    from lrtool.schedules import build_schedule
+    from lrtool.trainer import train
+
+    schedule = build_schedule(name, params)
+    setup = prepare(config, base_dir)
+    if config.train.eval_every > config.train.steps:
+        from lrtool.errors import usage_error
+
+        raise usage_error("train.eval_every: must be at most train.steps")
+    return train(
+        setup.model,
+        setup.optimizer,
+        setup.fresh_train_batches(),
+        setup.loss_fn,
+        schedule,
+        config.train.steps,
+        val_batches=setup.data.val,
+        eval_every=config.train.eval_every,
+        classification=setup.data.task == "classification",
+        grad_clip=config.train.grad_clip,
+        device=setup.device,
+        label=label or name,
+        progress=progress,
+    )
+
+
+def _train_job(args: tuple) -> object:
+    """One compare run in a worker process (module level so it pickles)."""
+    import torch
+
+    config_data, name, params, base_dir, label, threads = args
+    torch.set_num_threads(threads)
+    config = Config.model_validate(config_data)
+    from lrtool.trainer import TrainInterrupted
+
+    try:
+        return train_from_config(config, name, params, base_dir, label=label)
+    except TrainInterrupted as stop:
+        return stop.result
+
+
+def compare_runs(
+    config: Config,
+    runs: list[tuple[str, str, dict]],
+    base_dir: Path | None = None,
+    jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> list:
+    """Train each ``(label, schedule, params)`` from the same initial weights and data order.
+
+    Every run rebuilds the model from the config's seed, so weights and batch order are
+    identical; with ``jobs > 1`` runs go to worker processes and give the same numbers,
+    since each run uses one intra-op thread either way.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if jobs <= 1:
+            results = []
+            for label, name, params in runs:
+                if progress:
+                    progress(label)
+                results.append(train_from_config(config, name, params, base_dir, label=label))
+            return results
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        payload = [(config.model_dump(), n, p, base_dir, label, 1) for label, n, p in runs]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            return list(pool.map(_train_job, payload))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def compare_summary_rows(results: list, target: float | None) -> tuple[list[dict], float | None]:
+    """One row per run with final/best val loss, accuracy and steps to ``target``.
+
+    The default target is the best val loss of the ``constant`` run (or of the first run).
+    The winner reaches the target in the fewest steps (ties: lower best val loss).
+    """
+    if target is None:
+        base = next((r for r in results if r.schedule == "constant"), results[0])
+        target = base.best_val_loss
+    rows = []
+    for r in results:
+        rows.append(
+            {
+                "run": r.label,
+                "schedule": r.schedule,
+                "final_val_loss": r.final_val_loss,
+                "best_val_loss": r.best_val_loss,
+                "final_accuracy": r.final_accuracy,
+                "steps_to_target": r.steps_to(target) if target is not None else None,
+                "wall_s": r.wall_s,
+                "stop_reason": r.stop_reason,
+            }
+        )
+    reached = [row for row in rows if row["steps_to_target"] is not None]
+    if reached:
+        best = min(reached, key=lambda row: (row["steps_to_target"], row["best_val_loss"]))
+        best["winner"] = True
+    return rows, target

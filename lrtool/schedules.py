@@ -1,0 +1,855 @@
+"""Learning-rate schedules: pure functions of the step, and a registry that describes them.
+
+Every schedule is built by a factory that validates its arguments once and returns a
+:class:`Schedule`, a callable ``t -> lr`` (t = 0 is the first optimizer step) that may also
+define ``momentum(t)``. This module never imports torch, so ``lrtool plot`` starts fast; the
+torch side lives in :mod:`lrtool.torch_adapter`.
+
+Parameter names are shared by every schedule, config files, ``--set`` and the Python API:
+``lr`` is the base (starting) LR, ``max_lr`` the peak of ``onecycle`` and ``cyclic``,
+``total_steps`` the length of the run, and the seed's letters ``s`` and ``c`` where it uses them.
+Any schedule can be prefixed by a linear warm-up with ``warmup_steps`` (and
+``warmup_start_lr``); ``total_steps`` then includes the warm-up, as in optax.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lrtool.errors import closest, usage_error
+
+LrFn = Callable[[int], float]
+
+
+@dataclass
+class Schedule:
+    """A built schedule: call it with a step to get the LR; ``momentum(t)`` where it cycles one."""
+
+    name: str
+    lr_fn: LrFn
+    momentum_fn: LrFn | None = None
+    total_steps: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, t: int) -> float:
+        return self.lr_fn(t)
+
+    def momentum(self, t: int) -> float | None:
+        return None if self.momentum_fn is None else self.momentum_fn(t)
+
+    @property
+    def has_momentum(self) -> bool:
+        return self.momentum_fn is not None
+
+    @property
+    def stateful(self) -> bool:
+        return False
+
+
+def _check(condition: bool, schedule: str, message: str) -> None:
+    if not condition:
+        raise usage_error(f"schedule '{schedule}': {message}")
+
+
+def _positive(schedule: str, name: str, value: float) -> None:
+    _check(value > 0, schedule, f"{name} must be > 0, got {name}={value!r}")
+
+
+def _non_negative(schedule: str, name: str, value: float) -> None:
+    _check(value >= 0, schedule, f"{name} must be >= 0, got {name}={value!r}")
+
+
+def _decay_factor(schedule: str, name: str, value: float) -> None:
+    _check(0 < value < 1, schedule, f"{name} must be in (0, 1), got {name}={value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Factories. Each docstring holds the closed form, the defaults and the library it matches.
+# --------------------------------------------------------------------------------------------
+
+
+def constant(lr: float) -> Schedule:
+    """``lr`` at every step.
+
+    >>> constant(0.1)(1000)
+    0.1
+    """
+    _non_negative("constant", "lr", lr)
+    return Schedule("constant", lambda t: lr)
+
+
+def power(lr: float, s: float, c: float = 1.0) -> Schedule:
+    """Power scheduling: ``lr / (1 + t/s)^c``.
+
+    c = 1 equals Keras ``InverseTimeDecay(lr, decay_steps=s, decay_rate=1)``; c = 0.5 is the
+    shape of Hugging Face ``inverse_sqrt``. The LR halves (c = 1) after s steps.
+
+    >>> round(power(0.01, s=20)(20), 6)
+    0.005
+    """
+    _non_negative("power", "lr", lr)
+    _positive("power", "s", s)
+    _non_negative("power", "c", c)
+    return Schedule("power", lambda t: lr / (1.0 + t / s) ** c)
+
+
+def exponential(lr: float, s: float, base: float = 0.1, staircase: bool = False) -> Schedule:
+    """Exponential scheduling: ``lr * base^(t/s)`` (``floor(t/s)`` with ``staircase``).
+
+    With base = 0.1 the LR drops tenfold every s steps. Equals Keras
+    ``ExponentialDecay(lr, decay_steps=s, decay_rate=base, staircase)`` and torch
+    ``ExponentialLR(gamma=base ** (1/s))``.
+
+    >>> round(exponential(0.01, s=20)(20), 6)
+    0.001
+    """
+    _non_negative("exponential", "lr", lr)
+    _positive("exponential", "s", s)
+    _positive("exponential", "base", base)
+    if staircase:
+        return Schedule("exponential", lambda t: lr * base ** math.floor(t / s))
+    return Schedule("exponential", lambda t: lr * base ** (t / s))
+
+
+def step(lr: float, step_size: int, factor: float = 0.1) -> Schedule:
+    """Step decay: ``lr * factor^floor(t / step_size)``. Equals torch ``StepLR(gamma=factor)``.
+
+    >>> step(1.0, step_size=10, factor=0.5)(25)
+    0.25
+    """
+    _non_negative("step", "lr", lr)
+    _check(step_size >= 1, "step", f"step_size must be >= 1, got step_size={step_size!r}")
+    _decay_factor("step", "factor", factor)
+    return Schedule("step", lambda t: lr * factor ** (t // step_size))
+
+
+def piecewise(
+    lr: float | None = None,
+    boundaries: Sequence[int] | None = None,
+    values: Sequence[float] | None = None,
+    milestones: Sequence[int] | None = None,
+    factor: float = 0.1,
+) -> Schedule:
+    """Piecewise constant, in one of two forms.
+
+    * ``boundaries`` + ``values`` (absolute LRs): ``values[i]`` where
+      ``boundaries[i-1] < t <= boundaries[i]``; a boundary belongs to the piece on its left.
+      Equals Keras ``PiecewiseConstantDecay``. Needs ``len(values) == len(boundaries) + 1``.
+    * ``lr`` + ``milestones`` + ``factor`` (default 0.1): ``lr * factor^(#milestones <= t)``.
+      Equals torch ``MultiStepLR(milestones, gamma=factor)``.
+
+    >>> piecewise(boundaries=[10, 20], values=[1.0, 0.5, 0.1])(11)
+    0.5
+    >>> piecewise(lr=1.0, milestones=[10, 20], factor=0.5)(10)
+    0.5
+    """
+    name = "piecewise"
+    if values is not None or boundaries is not None:
+        _check(
+            milestones is None and lr is None,
+            name,
+            "give either boundaries+values (absolute LRs) or lr+milestones, not both",
+        )
+        _check(
+            boundaries is not None and values is not None,
+            name,
+            "boundaries and values go together",
+        )
+        assert boundaries is not None and values is not None
+        bounds, vals = list(boundaries), [float(v) for v in values]
+        _check(
+            len(vals) == len(bounds) + 1,
+            name,
+            f"len(values) must be len(boundaries) + 1, got {len(vals)} values for "
+            f"{len(bounds)} boundaries",
+        )
+        _check(
+            all(b < a for b, a in zip(bounds, bounds[1:], strict=False)),
+            name,
+            f"boundaries must be strictly increasing, got boundaries={bounds}",
+        )
+        _check(all(v >= 0 for v in vals), name, f"values must be >= 0, got values={vals}")
+        return Schedule(name, lambda t: vals[bisect.bisect_left(bounds, t)])
+    _check(lr is not None, name, "needs lr and milestones, or boundaries and values")
+    _check(milestones is not None, name, "needs milestones (or boundaries and values)")
+    assert lr is not None and milestones is not None
+    _non_negative(name, "lr", lr)
+    marks = list(milestones)
+    _check(
+        all(b <= a for b, a in zip(marks, marks[1:], strict=False)),
+        name,
+        f"milestones must be increasing, got milestones={marks}",
+    )
+    _decay_factor(name, "factor", factor)
+    return Schedule(name, lambda t: lr * factor ** bisect.bisect_right(marks, t))
+
+
+def onecycle(
+    max_lr: float,
+    total_steps: int,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    anneal: str = "cos",
+    three_phase: bool = False,
+    cycle_momentum: bool = True,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+) -> Schedule:
+    """1cycle: warm up from ``max_lr/div_factor`` to ``max_lr``, then anneal far below the start.
+
+    Phase ends (floats, T = total_steps, p = pct_start): two-phase ``p*T - 1`` and ``T - 1``;
+    three-phase ``p*T - 1``, ``2*p*T - 2`` and ``T - 1``. Inside a phase running from a to b,
+    with progress q: cos ``b + (a - b)/2 * (1 + cos(pi*q))``, linear ``a + (b - a)*q``. The last
+    value is ``max_lr / (div_factor * final_div_factor)``. Momentum moves the other way, between
+    ``max_momentum`` and ``base_momentum`` (beta1 for Adam-style optimizers).
+
+    Equals torch ``OneCycleLR`` (both anneals, two and three phases, momentum) on steps
+    0..T-1. Deliberate difference: at t >= T torch extrapolates (linear even goes negative at
+    t = T) or raises; lrtool holds the final value. A phase of zero length (e.g. T = 2,
+    pct_start = 0.5, where torch divides by zero) jumps to its end value.
+
+    >>> [round(onecycle(1.0, total_steps=10)(t), 6) for t in (0, 2, 9)]
+    [0.04, 1.0, 4e-06]
+    """
+    name = "onecycle"
+    _positive(name, "max_lr", max_lr)
+    _check(total_steps >= 2, name, f"total_steps must be >= 2, got total_steps={total_steps!r}")
+    _check(0 < pct_start < 1, name, f"pct_start must be in (0, 1), got pct_start={pct_start!r}")
+    _check(div_factor > 0, name, f"div_factor must be > 0, got div_factor={div_factor!r}")
+    _positive(name, "final_div_factor", final_div_factor)
+    _check(anneal in ("cos", "linear"), name, f"anneal must be cos or linear, got {anneal!r}")
+    _check(
+        0 <= base_momentum <= max_momentum < 1,
+        name,
+        "needs 0 <= base_momentum <= max_momentum < 1, got "
+        f"base_momentum={base_momentum!r}, max_momentum={max_momentum!r}",
+    )
+    initial = max_lr / div_factor
+    final = initial / final_div_factor
+    T = total_steps
+    if three_phase:
+        phases = [
+            (pct_start * T - 1, initial, max_lr, max_momentum, base_momentum),
+            (2 * pct_start * T - 2, max_lr, initial, base_momentum, max_momentum),
+            (T - 1, initial, final, max_momentum, max_momentum),
+        ]
+    else:
+        phases = [
+            (pct_start * T - 1, initial, max_lr, max_momentum, base_momentum),
+            (T - 1, max_lr, final, base_momentum, max_momentum),
+        ]
+    interpolate = _anneal_cos if anneal == "cos" else _anneal_linear
+
+    def at(t: int, lr_value: bool) -> float:
+        t = min(t, T - 1)
+        start = 0.0
+        for i, (end, lr_a, lr_b, mom_a, mom_b) in enumerate(phases):
+            if t <= end or i == len(phases) - 1:
+                q = (t - start) / (end - start) if end > start else 1.0
+                return interpolate(lr_a, lr_b, q) if lr_value else interpolate(mom_a, mom_b, q)
+            start = end
+        raise AssertionError("unreachable: the last phase always matches")
+
+    momentum_fn = (lambda t: at(t, False)) if cycle_momentum else None
+    return Schedule(name, lambda t: at(t, True), momentum_fn, total_steps=T)
+
+
+def _anneal_cos(start: float, end: float, q: float) -> float:
+    # Written exactly as torch writes it, so values agree to the last bits.
+    return end + (start - end) / 2.0 * (math.cos(math.pi * q) + 1)
+
+
+def _anneal_linear(start: float, end: float, q: float) -> float:
+    return (end - start) * q + start
+
+
+def cosine(lr: float, total_steps: int, eta_min: float = 0.0) -> Schedule:
+    """Cosine annealing: ``eta_min + (lr - eta_min) * (1 + cos(pi * t / T)) / 2`` for t <= T.
+
+    Equals torch ``CosineAnnealingLR(T_max=T, eta_min)`` on 0..T; torch rises again after T,
+    lrtool holds ``eta_min``. Also Keras ``CosineDecay`` with ``alpha = eta_min / lr``.
+
+    >>> cosine(1.0, total_steps=4)(2)
+    0.5
+    """
+    _non_negative("cosine", "lr", lr)
+    _check(total_steps >= 1, "cosine", f"total_steps must be >= 1, got {total_steps!r}")
+    _check(0 <= eta_min <= lr, "cosine", f"eta_min must be in [0, lr], got eta_min={eta_min!r}")
+
+    def lr_at(t: int) -> float:
+        q = min(t, total_steps) / total_steps
+        return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * q)) / 2
+
+    return Schedule("cosine", lr_at, total_steps=total_steps)
+
+
+def cosine_restarts(
+    lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0
+) -> Schedule:  # noqa: N803 (torch's names)
+    """SGDR: cosine from ``lr`` to ``eta_min`` over periods of ``T_0``, ``T_0*T_mult``, ...
+
+    Inside a period of length T_i at position T_cur: ``eta_min + (lr - eta_min) *
+    (1 + cos(pi * T_cur / T_i)) / 2``. Equals torch ``CosineAnnealingWarmRestarts``.
+
+    >>> cosine_restarts(1.0, T_0=2, T_mult=2)(2)
+    1.0
+    """
+    name = "cosine_restarts"
+    _non_negative(name, "lr", lr)
+    _check(T_0 >= 1, name, f"T_0 must be >= 1, got T_0={T_0!r}")
+    _check(T_mult >= 1, name, f"T_mult must be an integer >= 1, got T_mult={T_mult!r}")
+    _check(0 <= eta_min <= lr, name, f"eta_min must be in [0, lr], got eta_min={eta_min!r}")
+
+    def lr_at(t: int) -> float:
+        if T_mult == 1:
+            t_cur, t_i = t % T_0, T_0
+        else:
+            t_cur, t_i = t, T_0
+            while t_cur >= t_i:
+                t_cur -= t_i
+                t_i *= T_mult
+        return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
+
+    return Schedule(name, lr_at)
+
+
+def polynomial(lr: float, total_steps: int, power: float = 1.0, end_lr: float = 0.0) -> Schedule:
+    """Polynomial decay: ``(lr - end_lr) * (1 - min(t, T)/T)^power + end_lr``.
+
+    Equals torch ``PolynomialLR(total_iters=T, power)`` (end_lr = 0), Keras ``PolynomialDecay``
+    and optax ``polynomial_schedule``.
+
+    >>> polynomial(1.0, total_steps=4, power=2.0)(1)
+    0.5625
+    """
+    name = "polynomial"
+    _non_negative(name, "lr", lr)
+    _check(total_steps >= 1, name, f"total_steps must be >= 1, got {total_steps!r}")
+    _non_negative(name, "power", power)
+    _check(0 <= end_lr <= lr, name, f"end_lr must be in [0, lr], got end_lr={end_lr!r}")
+    return Schedule(
+        name,
+        lambda t: (lr - end_lr) * (1 - min(t, total_steps) / total_steps) ** power + end_lr,
+        total_steps=total_steps,
+    )
+
+
+def linear(
+    lr: float, total_steps: int, start_factor: float = 1.0, end_factor: float = 0.0
+) -> Schedule:
+    """Linear ramp: ``lr * (start_factor + (end_factor - start_factor) * min(t, T)/T)``.
+
+    The default (1 -> 0) is a linear decay to zero, Hugging Face's ``linear``. With torch's
+    defaults (start_factor=1/3, end_factor=1) it equals torch ``LinearLR(total_iters=T)``.
+
+    >>> linear(1.0, total_steps=4)(1)
+    0.75
+    """
+    name = "linear"
+    _non_negative(name, "lr", lr)
+    _check(total_steps >= 1, name, f"total_steps must be >= 1, got {total_steps!r}")
+    _non_negative(name, "start_factor", start_factor)
+    _non_negative(name, "end_factor", end_factor)
+    return Schedule(
+        name,
+        lambda t: lr
+        * (start_factor + (end_factor - start_factor) * min(t, total_steps) / total_steps),
+        total_steps=total_steps,
+    )
+
+
+def cyclic(
+    lr: float,
+    max_lr: float,
+    step_size_up: int = 2000,
+    step_size_down: int | None = None,
+    mode: str = "triangular",
+    gamma: float = 1.0,
+    cycle_momentum: bool = True,
+    base_momentum: float = 0.8,
+    max_momentum: float = 0.9,
+) -> Schedule:
+    """Cyclical LR between ``lr`` and ``max_lr`` (Smith's CLR).
+
+    With L = up + down, cycle c = floor(1 + t/L), x = 1 + t/L - c, r = up/L and
+    s = x/r if x <= r else (x-1)/(r-1): ``lr + (max_lr - lr) * s * f``, where f = 1
+    (triangular), 2^-(c-1) (triangular2) or gamma^t (exp_range). Momentum runs the other way:
+    ``max_momentum - (max_momentum - base_momentum) * s * f``. Equals torch ``CyclicLR``.
+
+    >>> cyclic(0.1, 1.0, step_size_up=2)(1)
+    0.55
+    """
+    name = "cyclic"
+    _non_negative(name, "lr", lr)
+    _check(max_lr >= lr, name, f"max_lr must be >= lr, got lr={lr!r}, max_lr={max_lr!r}")
+    _check(step_size_up >= 1, name, f"step_size_up must be >= 1, got {step_size_up!r}")
+    down = step_size_up if step_size_down is None else step_size_down
+    _check(down >= 1, name, f"step_size_down must be >= 1, got {step_size_down!r}")
+    modes = ("triangular", "triangular2", "exp_range")
+    _check(mode in modes, name, f"mode must be one of {', '.join(modes)}, got {mode!r}")
+    _positive(name, "gamma", gamma)
+    _check(
+        0 <= base_momentum <= max_momentum < 1,
+        name,
+        "needs 0 <= base_momentum <= max_momentum < 1",
+    )
+    total = float(step_size_up + down)
+    ratio = step_size_up / total
+
+    def shape(t: int) -> float:
+        cycle = math.floor(1 + t / total)
+        x = 1.0 + t / total - cycle
+        scale = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        if mode == "triangular":
+            return scale
+        if mode == "triangular2":
+            return scale * (1 / (2.0 ** (cycle - 1)))
+        return scale * gamma**t
+
+    def momentum_at(t: int) -> float:
+        return max_momentum - (max_momentum - base_momentum) * shape(t)
+
+    return Schedule(
+        name,
+        lambda t: lr + (max_lr - lr) * shape(t),
+        momentum_at if cycle_momentum else None,
+    )
+
+
+def warmup_stable_decay(
+    lr: float,
+    total_steps: int,
+    decay_steps: int | None = None,
+    decay: str = "cosine",
+    min_lr: float = 0.0,
+) -> Schedule:
+    """Warm-up (with ``warmup_steps``), a flat stretch at ``lr``, then a decay to ``min_lr``.
+
+    Over the last D = ``decay_steps`` steps (default 10% of T) with progress q:
+    cosine ``min_lr + (lr - min_lr) * (1 + cos(pi*q))/2``, linear ``... * (1 - q)``,
+    ``1-sqrt`` ``... * (1 - sqrt(q))``. Equals Hugging Face ``warmup_stable_decay``.
+
+    >>> warmup_stable_decay(1.0, total_steps=10, decay_steps=4)(8)
+    0.5
+    """
+    name = "warmup_stable_decay"
+    _non_negative(name, "lr", lr)
+    _check(total_steps >= 1, name, f"total_steps must be >= 1, got {total_steps!r}")
+    D = max(1, round(0.1 * total_steps)) if decay_steps is None else decay_steps
+    _check(1 <= D <= total_steps, name, f"decay_steps must be in [1, total_steps], got {D!r}")
+    kinds = ("cosine", "linear", "1-sqrt")
+    _check(decay in kinds, name, f"decay must be one of {', '.join(kinds)}, got {decay!r}")
+    _check(0 <= min_lr <= lr, name, f"min_lr must be in [0, lr], got min_lr={min_lr!r}")
+    begin = total_steps - D
+
+    def lr_at(t: int) -> float:
+        if t < begin:
+            return lr
+        q = min(t - begin, D) / D
+        if decay == "cosine":
+            f = (1 + math.cos(math.pi * q)) / 2
+        elif decay == "linear":
+            f = 1 - q
+        else:
+            f = 1 - math.sqrt(q)
+        return min_lr + (lr - min_lr) * f
+
+    return Schedule(name, lr_at, total_steps=total_steps)
+
+
+def with_warmup(schedule: Schedule, warmup_steps: int, warmup_start_lr: float = 0.0) -> Schedule:
+    """Prefix ``schedule`` with a linear warm-up.
+
+    For t < W: ``warmup_start_lr + (schedule(0) - warmup_start_lr) * t / W``; afterwards
+    ``schedule(t - W)``. With the default start of 0 it equals Hugging Face's warm-up factor
+    ``t / W``.
+
+    >>> with_warmup(constant(1.0), warmup_steps=4)(1)
+    0.25
+    """
+    _check(warmup_steps >= 0, schedule.name, f"warmup_steps must be >= 0, got {warmup_steps!r}")
+    _non_negative(schedule.name, "warmup_start_lr", warmup_start_lr)
+    if warmup_steps == 0:
+        return schedule
+    W = warmup_steps
+    target = schedule(0)
+    inner_lr, inner_mom = schedule.lr_fn, schedule.momentum_fn
+
+    def lr_at(t: int) -> float:
+        if t < W:
+            return warmup_start_lr + (target - warmup_start_lr) * t / W
+        return inner_lr(t - W)
+
+    momentum_fn = None
+    if inner_mom is not None:
+        momentum_fn = lambda t: inner_mom(max(0, t - W))  # noqa: E731
+    total = None if schedule.total_steps is None else schedule.total_steps + W
+    return Schedule(schedule.name, lr_at, momentum_fn, total, schedule.params)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry: names, parameters, defaults and a one-line formula for every schedule.
+# --------------------------------------------------------------------------------------------
+
+REQUIRED: Any = object()  # marks a parameter without a default
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # float | int | bool | str | floats | ints
+    default: Any = REQUIRED
+    help: str = ""
+    choices: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def shown_default(self) -> str:
+        if self.required:
+            return "required"
+        if self.default is None:
+            return "-"
+        return str(self.default)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    factory: Callable[..., Schedule]
+    params: tuple[Param, ...]
+    formula: str
+    matches: str
+    lr_param: str = "lr"  # what --lr sets
+    # How an unset parameter is derived from total_steps (the run length), so that every
+    # schedule works with only an LR and a budget.
+    derived: dict[str, Callable[[int], Any]] = field(default_factory=dict)
+    stateful: bool = False
+
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params] + list(WARMUP_PARAMS)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        return WARMUP_PARAMS[name]
+
+    @property
+    def uses_total_steps(self) -> bool:
+        return any(p.name == "total_steps" for p in self.params)
+
+
+WARMUP_PARAMS = {
+    "warmup_steps": Param("warmup_steps", "int", 0, "linear warm-up steps before the schedule"),
+    "warmup_start_lr": Param("warmup_start_lr", "float", 0.0, "LR at the first warm-up step"),
+}
+
+_LR = Param("lr", "float", REQUIRED, "base (starting) LR")
+_T = Param("total_steps", "int", REQUIRED, "length of the run in optimizer steps")
+_T_OPT = Param("total_steps", "int", None, "run length, used for the defaults marked '-'")
+
+
+def _plateau_factory(**kwargs: Any) -> Schedule:
+    from lrtool.plateau import plateau
+
+    return plateau(**kwargs)
+
+
+def _without_total(factory: Callable[..., Schedule]) -> Callable[..., Schedule]:
+    """Adapt a factory that does not take total_steps (it is only used for derived defaults)."""
+
+    def build(total_steps: int | None = None, **kwargs: Any) -> Schedule:
+        built = factory(**kwargs)
+        built.total_steps = total_steps
+        return built
+
+    return build
+
+
+SCHEDULES: dict[str, ScheduleSpec] = {
+    spec.name: spec
+    for spec in [
+        ScheduleSpec("constant", _without_total(constant), (_LR, _T_OPT), "lr", "every library"),
+        ScheduleSpec(
+            "power",
+            _without_total(power),
+            (_LR, Param("s", "float", None, "steps until lr/2^c (default T/10)"),
+             Param("c", "float", 1.0, "power"), _T_OPT),
+            "lr / (1 + t/s)^c",
+            "Keras InverseTimeDecay (c=1), HF inverse_sqrt (c=0.5)",
+            derived={"s": lambda T: max(1.0, T / 10)},
+        ),
+        ScheduleSpec(
+            "exponential",
+            _without_total(exponential),
+            (_LR, Param("s", "float", None, "steps per factor `base` (default T/2)"),
+             Param("base", "float", 0.1, "factor per s steps"),
+             Param("staircase", "bool", False, "floor(t/s)"), _T_OPT),
+            "lr * base^(t/s)",
+            "Keras ExponentialDecay, torch ExponentialLR(gamma=base^(1/s))",
+            derived={"s": lambda T: max(1.0, T / 2)},
+        ),
+        ScheduleSpec(
+            "step",
+            _without_total(step),
+            (_LR, Param("step_size", "int", None, "steps between cuts (default T/3)"),
+             Param("factor", "float", 0.1, "multiplier at each cut"), _T_OPT),
+            "lr * factor^floor(t/step_size)",
+            "torch StepLR",
+            derived={"step_size": lambda T: max(1, T // 3)},
+        ),
+        ScheduleSpec(
+            "piecewise",
+            _without_total(piecewise),
+            (Param("lr", "float", None, "base LR (with milestones)"),
+             Param("boundaries", "ints", None, "steps where the LR changes (with values)"),
+             Param("values", "floats", None, "absolute LRs, one more than boundaries"),
+             Param("milestones", "ints", None, "steps where lr is cut (default 50%, 75% of T)"),
+             Param("factor", "float", 0.1, "multiplier at each milestone"), _T_OPT),
+            "values[i] for b[i-1] < t <= b[i]  |  lr * factor^#(milestones <= t)",
+            "Keras PiecewiseConstantDecay, torch MultiStepLR",
+            derived={"milestones": lambda T: [max(1, T // 2), max(2, 3 * T // 4)]},
+        ),
+        ScheduleSpec(
+            "plateau",
+            _plateau_factory,
+            (_LR, Param("factor", "float", 0.1, "multiplier at each cut"),
+             Param("patience", "int", 10, "bad evaluations tolerated before a cut"),
+             Param("threshold", "float", 1e-4, "smallest change that counts as better"),
+             Param("threshold_mode", "str", "rel", "rel or abs", ("rel", "abs")),
+             Param("cooldown", "int", 0, "evaluations to wait after a cut"),
+             Param("min_lr", "float", 0.0, "lower bound"),
+             Param("mode", "str", "min", "min or max", ("min", "max")),
+             Param("eps", "float", 1e-8, "smallest cut that is applied"), _T_OPT),
+            "lr * factor^(cuts), a cut after patience+1 evaluations without improvement",
+            "torch ReduceLROnPlateau",
+            stateful=True,
+        ),
+        ScheduleSpec(
+            "onecycle",
+            onecycle,
+            (Param("max_lr", "float", REQUIRED, "peak LR"), _T,
+             Param("pct_start", "float", 0.3, "share of steps spent warming up"),
+             Param("div_factor", "float", 25.0, "start = max_lr / div_factor"),
+             Param("final_div_factor", "float", 1e4, "end = start / final_div_factor"),
+             Param("anneal", "str", "cos", "cos or linear", ("cos", "linear")),
+             Param("three_phase", "bool", False, "Smith's symmetric cycle + annihilation"),
+             Param("cycle_momentum", "bool", True, "cycle momentum (beta1) inversely"),
+             Param("base_momentum", "float", 0.85, "momentum at the LR peak"),
+             Param("max_momentum", "float", 0.95, "momentum at the ends")),
+            "max_lr/div -> max_lr -> max_lr/(div*final_div), momentum inverse",
+            "torch OneCycleLR",
+            lr_param="max_lr",
+        ),
+        ScheduleSpec(
+            "cosine",
+            cosine,
+            (_LR, _T, Param("eta_min", "float", 0.0, "final LR")),
+            "eta_min + (lr - eta_min) * (1 + cos(pi*t/T)) / 2",
+            "torch CosineAnnealingLR, Keras CosineDecay",
+        ),
+        ScheduleSpec(
+            "cosine_restarts",
+            _without_total(cosine_restarts),
+            (_LR, Param("T_0", "int", None, "first period (default T/4)"),
+             Param("T_mult", "int", 1, "period growth factor"),
+             Param("eta_min", "float", 0.0, "LR at the end of each period"), _T_OPT),
+            "cosine over periods T_0, T_0*T_mult, ... restarting at lr",
+            "torch CosineAnnealingWarmRestarts (SGDR)",
+            derived={"T_0": lambda T: max(1, T // 4)},
+        ),
+        ScheduleSpec(
+            "polynomial",
+            polynomial,
+            (_LR, _T, Param("power", "float", 1.0, "exponent"),
+             Param("end_lr", "float", 0.0, "final LR")),
+            "(lr - end_lr) * (1 - t/T)^power + end_lr",
+            "torch PolynomialLR, Keras PolynomialDecay, optax",
+        ),
+        ScheduleSpec(
+            "linear",
+            linear,
+            (_LR, _T, Param("start_factor", "float", 1.0, "multiplier at t=0"),
+             Param("end_factor", "float", 0.0, "multiplier at t=T")),
+            "lr * (start_factor + (end_factor - start_factor) * t/T)",
+            "torch LinearLR, HF linear",
+        ),
+        ScheduleSpec(
+            "cyclic",
+            _without_total(cyclic),
+            (Param("lr", "float", None, "lowest LR (default max_lr/4)"),
+             Param("max_lr", "float", REQUIRED, "highest LR"),
+             Param("step_size_up", "int", None, "steps from lr to max_lr (default T/4)"),
+             Param("step_size_down", "int", None, "steps back down (default = up)"),
+             Param("mode", "str", "triangular", "triangular, triangular2, exp_range",
+                   ("triangular", "triangular2", "exp_range")),
+             Param("gamma", "float", 1.0, "exp_range decay per step"),
+             Param("cycle_momentum", "bool", True, "cycle momentum inversely"),
+             Param("base_momentum", "float", 0.8, "momentum at max_lr"),
+             Param("max_momentum", "float", 0.9, "momentum at lr"), _T_OPT),
+            "lr + (max_lr - lr) * triangle(t) * f(cycle)",
+            "torch CyclicLR",
+            lr_param="max_lr",
+            derived={"step_size_up": lambda T: max(1, T // 4)},
+        ),
+        ScheduleSpec(
+            "warmup_stable_decay",
+            warmup_stable_decay,
+            (_LR, _T, Param("decay_steps", "int", None, "length of the decay (default T/10)"),
+             Param("decay", "str", "cosine", "cosine, linear, 1-sqrt",
+                   ("cosine", "linear", "1-sqrt")),
+             Param("min_lr", "float", 0.0, "final LR")),
+            "warm-up, lr, then decay to min_lr over decay_steps",
+            "HF warmup_stable_decay, timm WSD",
+        ),
+        ScheduleSpec(
+            "warmup",
+            _without_total(constant),
+            (_LR, _T_OPT),
+            "warmup_start_lr -> lr linearly over warmup_steps, then lr",
+            "HF constant_with_warmup",
+            derived={"warmup_steps": lambda T: max(1, T // 10)},
+        ),
+    ]
+}
+
+
+def schedule_names() -> list[str]:
+    return list(SCHEDULES)
+
+
+def get_spec(name: str) -> ScheduleSpec:
+    """The registry entry for ``name``; an error that suggests the closest name otherwise."""
+    spec = SCHEDULES.get(name)
+    if spec is None:
+        raise usage_error(
+            f"unknown schedule '{name}'{closest(name, schedule_names())}; "
+            f"choose from: {', '.join(schedule_names())}"
+        )
+    return spec
+
+
+def parse_value(text: str) -> Any:
+    """Read a ``--set`` value: numbers, true/false, none, comma or bracketed lists, or text."""
+    raw = text.strip()
+    if raw.startswith("[") and raw.endswith("]"):
+        raw = raw[1:-1]
+        return [parse_value(part) for part in raw.split(",") if part.strip()]
+    if "," in raw:
+        return [parse_value(part) for part in raw.split(",") if part.strip()]
+    lowered = raw.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered in ("none", "null", "~"):
+        return None
+    for convert in (int, float):
+        try:
+            return convert(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _coerce(schedule: str, param: Param, value: Any) -> Any:
+    where = f"schedule '{schedule}': {param.name}"
+    if value is None:
+        return None
+    if param.kind in ("floats", "ints"):
+        items = value if isinstance(value, list | tuple) else [value]
+        single = Param(param.name, param.kind[:-1])
+        return [_coerce(schedule, single, item) for item in items]
+    if param.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise usage_error(f"{where} must be true or false, got {value!r}")
+    if param.kind == "str":
+        if not isinstance(value, str) or (param.choices and value not in param.choices):
+            raise usage_error(
+                f"{where} must be one of {', '.join(param.choices)}, got {value!r}"
+                + (closest(value, param.choices) if isinstance(value, str) else "")
+            )
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise usage_error(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise usage_error(f"{where} must be finite, got {value!r}")
+    if param.kind == "int":
+        if float(value) != int(value):
+            raise usage_error(f"{where} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def build_schedule(name: str, params: dict[str, Any] | None = None) -> Schedule:
+    """Validate ``params`` against the registry entry ``name`` and build the schedule.
+
+    Unset parameters take their defaults; those derived from the run length use
+    ``total_steps`` when it is given. Errors name the schedule, the parameter and the value.
+    """
+    spec = get_spec(name)
+    given = dict(params or {})
+    names = spec.param_names
+    for key in given:
+        if key not in names:
+            raise usage_error(
+                f"schedule '{name}' has no parameter '{key}'{closest(key, names)}; "
+                f"its parameters are: {', '.join(names)}"
+            )
+    values = {key: _coerce(name, spec.param(key), value) for key, value in given.items()}
+    total = values.get("total_steps")
+    if total is not None and total < 1:
+        raise usage_error(f"schedule '{name}': total_steps must be >= 1, got {total}")
+    for key, derive in spec.derived.items():
+        if values.get(key) is None and total is not None:
+            if key == "milestones" and values.get("boundaries") is not None:
+                continue
+            values[key] = derive(total)
+    if name == "cyclic" and values.get("lr") is None and values.get("max_lr") is not None:
+        values["lr"] = values["max_lr"] / 4
+    warmup_steps = values.pop("warmup_steps", None) or 0
+    warmup_start = values.pop("warmup_start_lr", None) or 0.0
+    if warmup_steps and spec.uses_total_steps and total is not None:
+        if warmup_steps >= total:
+            raise usage_error(
+                f"schedule '{name}': warmup_steps ({warmup_steps}) must be < total_steps ({total})"
+            )
+        values["total_steps"] = total - warmup_steps
+    kwargs: dict[str, Any] = {}
+    for p in spec.params:
+        value = values.get(p.name, None if p.required else p.default)
+        if value is None and p.required:
+            hint = " (set it with --steps or total_steps)" if p.name == "total_steps" else ""
+            flag = " (--lr)" if p.name == spec.lr_param else ""
+            raise usage_error(f"schedule '{name}': missing parameter {p.name}{flag}{hint}")
+        if value is None and p.default is None and p.name in spec.derived:
+            raise usage_error(
+                f"schedule '{name}': set {p.name}, or total_steps to derive it from the run"
+            )
+        if value is not None or not p.required:
+            kwargs[p.name] = value
+    if name != "piecewise":
+        kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("step_size_down",)}
+    built = spec.factory(**kwargs)
+    built.params = {k: v for k, v in given.items()}
+    built = with_warmup(built, warmup_steps, warmup_start)
+    if total is not None:
+        built.total_steps = total
+    return built
+
+
+def sample_steps(total: int, max_points: int) -> list[int]:
+    """Up to ``max_points`` steps spread evenly over 0..total-1, first and last included."""
+    if total <= max_points:
+        return list(range(total))
+    stride = (total - 1) / (max_points - 1)
+    return sorted({round(i * stride) for i in range(max_points)})

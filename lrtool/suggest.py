@@ -1,0 +1,350 @@
+"""Suggestion rules: pure functions ``(lrs, losses) -> lr or None`` over a range-test curve.
+
+``losses`` are the raw per-step losses; each rule smooths them the way it is defined to. A rule
+returns ``None`` rather than a number when the curve cannot support one. The registry keeps
+lrtool's own rules and faithful versions of the peers' rules for comparison:
+
+* ``lrtool``: lrtool's recommendation for a constant LR, anchored on the minimum of a
+  zero-phase (centred) smoothing in log-LR space (see :func:`lrtool_constant`);
+* ``lrtool_onecycle``: the recommended peak of a 1cycle schedule;
+* ``steepest``: steepest descent of the centred smoothing, measured in log-LR space;
+* ``minimum_div10``: fastai's "minimum": the LR at the minimum of the EMA curve, divided by 10;
+* ``valley``: fastai's valley (default since fastai 2.4);
+* ``fastai_steep``: fastai's steep rule;
+* ``torch_lr_finder``: torch-lr-finder's ``np.gradient`` over the index;
+* ``lightning``: Lightning's steepest gradient against linear LR (since 2.5.3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Rule = Callable[[Sequence[float], Sequence[float]], "float | None"]
+
+MIN_POINTS = 8  # fewer finite points than this cannot support a suggestion
+
+
+# --------------------------------------------------------------------------------------------
+# Curve helpers (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def debiased_ema(values: Sequence[float], beta: float) -> list[float]:
+    """Debiased exponential moving average, as fastai and Lightning smooth a range test.
+
+    ``avg_i = beta * avg_{i-1} + (1 - beta) * x_i`` with ``avg_{-1} = 0``, reported as
+    ``avg_i / (1 - beta^(i+1))``. beta = 0 returns the values unchanged. A non-finite value
+    makes every later value non-finite.
+
+    >>> [round(v, 4) for v in debiased_ema([1.0, 2.0], 0.5)]
+    [1.0, 1.6667]
+    """
+    out: list[float] = []
+    avg = 0.0
+    for i, x in enumerate(values):
+        avg = beta * avg + (1 - beta) * x
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+def finite_prefix(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The curve up to (not including) the first non-finite loss or non-positive LR."""
+    x = np.asarray(lrs, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    n = min(len(x), len(y))
+    x, y = x[:n], y[:n]
+    bad = ~(np.isfinite(y) & np.isfinite(x) & (x > 0))
+    if bad.any():
+        cut = int(np.argmax(bad))
+        x, y = x[:cut], y[:cut]
+    return x, y
+
+
+def centred_smooth(log_lrs: np.ndarray, losses: np.ndarray, width: float) -> np.ndarray:
+    """Gaussian kernel smoothing in log-LR space (zero phase: no lag, unlike an EMA).
+
+    Each point becomes the weighted mean of the curve with weights
+    ``exp(-((x_j - x_i) / width)^2 / 2)``, so the minimum stays where it is.
+    """
+    d = (log_lrs[None, :] - log_lrs[:, None]) / width
+    w = np.exp(-0.5 * d * d)
+    return (w @ losses) / w.sum(axis=1)
+
+
+@dataclass(frozen=True)
+class CurveFeatures:
+    """What lrtool's rules read off a curve (all LRs in log10)."""
+
+    log_lrs: np.ndarray
+    smooth: np.ndarray
+    i_min: int
+    i_steepest: int
+    relative_drop: float
+
+
+def curve_features(lrs: Sequence[float], losses: Sequence[float]) -> CurveFeatures | str:
+    """Smooth the finite part of the curve and find its minimum and steepest descent.
+
+    Returns a reason string instead when the curve cannot support a suggestion.
+    """
+    x, y = finite_prefix(lrs, losses)
+    if len(x) < MIN_POINTS:
+        return f"too few finite points ({len(x)}; need at least {MIN_POINTS})"
+    log_x = np.log10(x)
+    span = float(log_x[-1] - log_x[0])
+    if span <= 0:
+        return "the LRs do not increase"
+    # Width: a twentieth of the swept range, but never narrower than ~3 ladder steps.
+    steps = np.diff(log_x)
+    width = max(span / 20, 1.5 * float(np.median(steps)) if len(steps) else 0.0)
+    smooth = centred_smooth(log_x, y, width)
+    skip = max(1, len(x) // 20)  # the first points reflect start-up noise, not the LR
+    i_min = int(np.argmin(smooth[skip:])) + skip
+    start_level = float(np.median(smooth[: max(2, skip + 1)]))
+    drop = start_level - float(smooth[i_min])
+    scale = max(abs(start_level), 1e-12)
+    relative_drop = drop / scale
+    if i_min <= skip or relative_drop <= 0:
+        return "the loss never decreased (start lower, or check the data and the model)"
+    if relative_drop < 0.01:
+        return f"the curve is flat (the loss fell by only {relative_drop:.2%})"
+    slope = np.gradient(smooth[: i_min + 1], log_x[: i_min + 1])
+    i_steepest = int(np.argmin(slope))
+    return CurveFeatures(log_x, smooth, i_min, i_steepest, relative_drop)
+
+
+# --------------------------------------------------------------------------------------------
+# lrtool's rules
+# --------------------------------------------------------------------------------------------
+
+CONSTANT_BELOW_MIN = 0.7  # decades below the minimum for a constant LR (about /5)
+ONECYCLE_BELOW_MIN = 0.3  # decades below the minimum for a 1cycle peak (about /2)
+
+
+def _below_minimum(lrs: Sequence[float], losses: Sequence[float], decades: float) -> float | None:
+    f = curve_features(lrs, losses)
+    if isinstance(f, str):
+        return None
+    target = f.log_lrs[f.i_min] - decades
+    # Never below where the loss started to fall fast: the steepest point is a floor.
+    floor = min(f.log_lrs[f.i_steepest], f.log_lrs[f.i_min])
+    return float(10 ** max(target, floor - 0.5))
+
+
+def lrtool_constant(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """lrtool's constant LR: 0.7 decades (about 5x) below the minimum of the smoothed curve.
+
+    The curve is smoothed without lag (a centred Gaussian in log-LR space, a twentieth of the
+    swept range wide), so the minimum marks where the loss starts to shoot back up; a constant
+    LR must stay clearly below that edge. Never more than half a decade below the steepest
+    descent. ``None`` for a curve that is too short, flat or never decreases.
+    """
+    return _below_minimum(lrs, losses, CONSTANT_BELOW_MIN)
+
+
+def lrtool_onecycle(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """lrtool's 1cycle peak: 0.3 decades (about 2x) below the minimum of the smoothed curve.
+
+    1cycle spends only a short time at its peak and anneals far below it, so its peak may sit
+    closer to the divergence edge than a constant LR (Smith & Topin, 2018).
+    """
+    return _below_minimum(lrs, losses, ONECYCLE_BELOW_MIN)
+
+
+def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """Steepest descent in log-LR space of the centred smoothing, before its minimum."""
+    f = curve_features(lrs, losses)
+    return None if isinstance(f, str) else float(10 ** f.log_lrs[f.i_steepest])
+
+
+# --------------------------------------------------------------------------------------------
+# The peers' rules, written from their documented behaviour
+# --------------------------------------------------------------------------------------------
+
+
+def _fastai_curve(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """fastai's trimming: EMA (beta 0.98), drop the first n//10 and last 5, cut at a NaN."""
+    smoothed = debiased_ema(list(losses), 0.98)
+    n = len(smoothed)
+    x = np.asarray(lrs[n // 10 : n - 5], dtype=float)
+    y = np.asarray(smoothed[n // 10 : n - 5], dtype=float)
+    return finite_prefix(x, y)
+
+
+def minimum_div10(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """fastai ``minimum``: the LR at the minimum of the EMA curve, divided by 10."""
+    x, y = _fastai_curve(lrs, losses)
+    if len(x) < 2:
+        return None
+    return float(x[int(np.argmin(y))] / 10)
+
+
+def fastai_steep(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """fastai ``steep``: the most negative ``d loss / d ln lr`` on the EMA curve."""
+    x, y = _fastai_curve(lrs, losses)
+    if len(x) < 2:
+        return None
+    g = np.diff(y) / np.diff(np.log(x))
+    return float(x[int(np.argmin(g))])
+
+
+def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """fastai ``valley``: about the middle of the longest decreasing stretch of the EMA curve.
+
+    ``lds[i]`` is the length of the longest strictly decreasing subsequence ending at i; with
+    ``end`` the first index of the largest, ``start = end - lds[end]`` and the pick is
+    ``start + L//3 + L//6`` for ``L = end - start``.
+    """
+    x, y = _fastai_curve(lrs, losses)
+    n = len(y)
+    if n < 2:
+        return None
+    lds = [1] * n
+    for i in range(1, n):
+        for j in range(i):
+            if y[i] < y[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+    end = int(np.argmax(lds))
+    start = end - lds[end]
+    span = end - start
+    idx = max(0, start + span // 3 + span // 6)
+    return float(x[idx])
+
+
+def torch_lr_finder(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """torch-lr-finder: ``argmin(np.gradient(smoothed))`` over the index, after trimming.
+
+    Its smoothing gives weight 0.05 to each new loss (no debiasing); it skips 10 points at the
+    start and 5 at the end and needs 17 points.
+    """
+    smoothed: list[float] = []
+    for i, value in enumerate(losses):
+        smoothed.append(value if i == 0 else 0.05 * value + 0.95 * smoothed[-1])
+    if len(smoothed) < 17:
+        return None
+    x = np.asarray(lrs[10:-5], dtype=float)
+    y = np.asarray(smoothed[10:-5], dtype=float)
+    x, y = finite_prefix(x, y)
+    if len(y) < 2:
+        return None
+    return float(x[int(np.argmin(np.gradient(y)))])
+
+
+def lightning(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """Lightning ``suggestion()``: steepest ``d loss / d lr`` in linear LR, skipping 10 and 1.
+
+    Lightning records the EMA-smoothed loss (beta 0.98, debiased).
+    """
+    smoothed = np.asarray(debiased_ema(list(losses), 0.98), dtype=float)
+    x = np.asarray(lrs, dtype=float)[10:-1]
+    y = smoothed[10:-1]
+    keep = np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(y) < 2 or len(np.unique(x)) < len(x):
+        return None
+    return float(x[int(np.argmin(np.gradient(y, x)))])
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    name: str
+    fn: Rule
+    note: str
+    peer: bool = False
+
+
+RULES: dict[str, RuleInfo] = {
+    r.name: r
+    for r in [
+        RuleInfo("lrtool", lrtool_constant, "constant LR: ~5x below the smoothed minimum"),
+        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak: ~2x below the minimum"),
+        RuleInfo("steepest", steepest, "steepest descent in log-LR space"),
+        RuleInfo("minimum_div10", minimum_div10, "fastai minimum / 10", peer=True),
+        RuleInfo("valley", valley, "fastai valley (its default)", peer=True),
+        RuleInfo("fastai_steep", fastai_steep, "fastai steep", peer=True),
+        RuleInfo("torch_lr_finder", torch_lr_finder, "torch-lr-finder steepest", peer=True),
+        RuleInfo("lightning", lightning, "Lightning steepest (linear LR)", peer=True),
+    ]
+}
+
+
+def run_rules(lrs: Sequence[float], losses: Sequence[float]) -> dict[str, float | None]:
+    """Every registered rule on one curve; a rule that cannot answer gives ``None``."""
+    return {name: info.fn(lrs, losses) for name, info in RULES.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The recommendation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recommendation:
+    """What ``lrtool find`` recommends, why, and how sure it is."""
+
+    lr: float | None
+    onecycle_max_lr: float | None
+    rule: str
+    reason: str
+    confidence: str  # high | medium | low | none
+    spread_decades: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+AGREEMENT_RULES = ("lrtool", "steepest", "minimum_div10", "valley")
+
+
+def recommend(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    suggestions: dict[str, float | None] | None = None,
+    repeat_lrs: Sequence[float] | None = None,
+) -> Recommendation:
+    """Choose ``lr`` and ``onecycle_max_lr`` and say how confident the choice is.
+
+    Confidence comes from agreement: the spread, in decades, between lrtool's rule and the
+    steepest, minimum/10 and valley rules (and between repeated sweeps when given):
+    high within 0.5 decade, medium within 1, low beyond.
+    """
+    found = suggestions if suggestions is not None else run_rules(lrs, losses)
+    features = curve_features(lrs, losses)
+    if isinstance(features, str):
+        return Recommendation(
+            None, None, "none", "", "none", warnings=[f"no suggestion: {features}"]
+        )
+    lr, peak = found.get("lrtool"), found.get("lrtool_onecycle")
+    picks = [found[n] for n in AGREEMENT_RULES if found.get(n)]
+    logs = [math.log10(v) for v in picks if v and v > 0]
+    spread = max(logs) - min(logs) if len(logs) >= 2 else None
+    if repeat_lrs:
+        rep = [math.log10(v) for v in repeat_lrs if v and v > 0]
+        if len(rep) >= 2:
+            spread = max(spread or 0.0, max(rep) - min(rep))
+    if spread is None:
+        confidence = "low"
+    elif spread <= 0.5:
+        confidence = "high"
+    elif spread <= 1.0:
+        confidence = "medium"
+    else:
+        confidence = "low"
+    min_lr = 10 ** features.log_lrs[features.i_min]
+    reason = (
+        f"the smoothed loss is lowest at {min_lr:.3g} and rises after it; "
+        f"constant LR ~5x below, 1cycle peak ~2x below"
+    )
+    warnings = []
+    if features.i_min >= len(features.log_lrs) - 2:
+        warnings.append(
+            "the loss was still falling at the end of the sweep: raise find.end_lr "
+            "(the suggestion may be too low)"
+        )
+    if confidence == "low":
+        warnings.append(
+            "the rules disagree by more than a decade: try --repeats 3 or more steps"
+        )
+    return Recommendation(lr, peak, "lrtool", reason, confidence, spread, warnings)

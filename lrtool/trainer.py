@@ -1,0 +1,202 @@
+"""Short scheduled training and side-by-side comparison of schedules.
+
+:func:`train` runs a schedule for a budget of optimizer steps, evaluating every ``eval_every``
+steps, and returns a :class:`TrainResult`; it never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrtool.errors import LrtoolError
+from lrtool.finder import cycle, default_step, to_device
+from lrtool.schedules import Schedule
+from lrtool.torch_adapter import LrtoolScheduler
+
+TRAIN_COLUMNS = ["step", "lr", "momentum", "train_loss"]
+EVAL_COLUMNS = ["step", "lr", "train_loss_smoothed", "val_loss", "val_accuracy"]
+SMOOTH_BETA = 0.9  # the train-loss EMA shown beside each evaluation
+
+
+@dataclass
+class TrainResult:
+    """Per-step LR, momentum and loss, and the evaluation points of one training run."""
+
+    label: str
+    schedule: str
+    steps: list[int] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    momentums: list[float | None] = field(default_factory=list)
+    train_losses: list[float] = field(default_factory=list)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = "completed"
+    interrupted: bool = False
+    wall_s: float = 0.0
+    steps_requested: int = 0
+
+    def step_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"step": s, "lr": lr, "momentum": m, "train_loss": loss}
+            for s, lr, m, loss in zip(
+                self.steps, self.lrs, self.momentums, self.train_losses, strict=True
+            )
+        ]
+
+    def smoothed_train_losses(self) -> list[float]:
+        out, avg = [], 0.0
+        for i, loss in enumerate(self.train_losses):
+            avg = SMOOTH_BETA * avg + (1 - SMOOTH_BETA) * loss
+            out.append(avg / (1 - SMOOTH_BETA ** (i + 1)))
+        return out
+
+    def _val(self) -> list[tuple[int, float]]:
+        return [
+            (e["step"], e["val_loss"])
+            for e in self.evals
+            if e.get("val_loss") is not None and math.isfinite(e["val_loss"])
+        ]
+
+    @property
+    def final_val_loss(self) -> float | None:
+        vals = self._val()
+        return vals[-1][1] if vals else None
+
+    @property
+    def best_val_loss(self) -> float | None:
+        vals = self._val()
+        return min(v for _, v in vals) if vals else None
+
+    @property
+    def final_accuracy(self) -> float | None:
+        accs = [e["val_accuracy"] for e in self.evals if e.get("val_accuracy") is not None]
+        return accs[-1] if accs else None
+
+    def steps_to(self, target: float) -> int | None:
+        """The first evaluated step whose val loss is at or below ``target``."""
+        for step, value in self._val():
+            if value <= target:
+                return step
+        return None
+
+
+class TrainInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the partial result is attached."""
+
+    def __init__(self, result: TrainResult) -> None:
+        super().__init__("training interrupted")
+        self.result = result
+
+
+def evaluate(
+    model: nn.Module,
+    batches: Iterable,
+    loss_fn: Callable[..., torch.Tensor],
+    classification: bool,
+    device: torch.device | None,
+) -> tuple[float, float | None]:
+    """Mean loss (weighted by batch size) and accuracy over ``batches``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, total_correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for batch in batches:
+            inputs, targets = to_device(batch, device)[:2]
+            out = model(inputs)
+            n = len(targets)
+            total_loss += float(loss_fn(out, targets)) * n
+            if classification:
+                if out.shape[-1] == 1:
+                    pred = (out > 0).to(targets.dtype)
+                else:
+                    pred = out.argmax(dim=-1)
+                total_correct += int((pred == targets).sum())
+            count += n
+    model.train(was_training)
+    if count == 0:
+        raise LrtoolError("the validation data yielded no batches")
+    return total_loss / count, (total_correct / count if classification else None)
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_batches: Iterable,
+    loss_fn: Callable[..., torch.Tensor],
+    schedule: Schedule,
+    steps: int,
+    *,
+    val_batches: Iterable | None = None,
+    eval_every: int = 25,
+    classification: bool = True,
+    grad_clip: float | None = None,
+    device: torch.device | None = None,
+    label: str | None = None,
+    progress: Callable[[int, int, float, float], None] | None = None,
+) -> TrainResult:
+    """Train for ``steps`` optimizer steps; step t uses exactly ``schedule(t)``.
+
+    Evaluates before training (step 0) and after every ``eval_every`` steps and the last one:
+    val loss, plus accuracy for classification. A ``plateau`` schedule is fed the val loss.
+    A non-finite training loss stops the run (``stop_reason`` says so); Ctrl-C raises
+    :class:`TrainInterrupted` with the partial result.
+    """
+    if schedule.stateful and val_batches is None:
+        raise LrtoolError("the plateau schedule needs validation data (set data.val_fraction > 0)")
+    result = TrainResult(label or schedule.name, schedule.name, steps_requested=steps)
+    driver = LrtoolScheduler(optimizer, schedule)
+    step = default_step(loss_fn)
+    move = None if device is None or device.type == "cpu" else device
+    batches = cycle(train_batches)
+    smooth_avg = 0.0
+    started = time.perf_counter()
+
+    def run_eval(t: int, lr: float, smoothed: float | None) -> None:
+        row: dict[str, Any] = {"step": t, "lr": lr, "train_loss_smoothed": smoothed,
+                               "val_loss": None, "val_accuracy": None}
+        if val_batches is not None:
+            loss, acc = evaluate(model, val_batches, loss_fn, classification, move)
+            row["val_loss"], row["val_accuracy"] = loss, acc
+            if schedule.stateful and t > 0:
+                driver.update(loss)
+        result.evals.append(row)
+
+    model.train()
+    try:
+        run_eval(0, schedule(0), None)
+        for t in range(steps):
+            lr = driver.apply(t)
+            optimizer.zero_grad(set_to_none=True)
+            loss = step(model, to_device(next(batches), move))
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            value = float(loss.detach())
+            result.steps.append(t)
+            result.lrs.append(lr)
+            result.momentums.append(driver.current_momentum())
+            result.train_losses.append(value)
+            if not math.isfinite(value):
+                result.stop_reason = f"non-finite loss ({value}) at step {t}, lr {lr:.3g}"
+                break
+            smooth_avg = SMOOTH_BETA * smooth_avg + (1 - SMOOTH_BETA) * value
+            smoothed = smooth_avg / (1 - SMOOTH_BETA ** (t + 1))
+            if progress is not None:
+                progress(t, steps, lr, value)
+            done = t + 1
+            if done % eval_every == 0 or done == steps:
+                run_eval(done, lr, smoothed)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.stop_reason = f"interrupted at step {len(result.steps)}"
+        result.wall_s = time.perf_counter() - started
+        raise TrainInterrupted(result) from None
+    result.wall_s = time.perf_counter() - started
+    return result

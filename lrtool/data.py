@@ -225,10 +225,12 @@ def _split(
     y_train, y_val = targets[train_idx], targets[val_idx]
     if cfg.standardize:
         mean = x_train.mean(dim=0)
-        std = x_train.std(dim=0).clamp_min(1e-8)
+        std = x_train.std(dim=0)
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))  # constant columns stay put
         x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
         if task == "regression":
-            y_mean, y_std = y_train.mean(dim=0), y_train.std(dim=0).clamp_min(1e-8)
+            y_mean, y_std = y_train.mean(dim=0), y_train.std(dim=0)
+            y_std = torch.where(y_std > 1e-8, y_std, torch.ones_like(y_std))
             y_train, y_val = (y_train - y_mean) / y_std, (y_val - y_mean) / y_std
     if task == "classification":
         classes = int(targets.max().item()) + 1

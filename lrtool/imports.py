@@ -1,7 +1,7 @@
 """Import paths (``package.module:function``): the only way a config runs code.
 
-The current directory and the config file's folder are searched first, so a module next to
-the config (``examples/custom_model.py`` -> ``examples.custom_model:build``) is found.
+The current directory, the config file's folder and that folder's parent are searched first,
+so ``examples.custom_model:build`` is found from ``configs/custom_model.yaml`` in a checkout.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def load_object(path: str, field: str, base_dir: Path | None = None) -> Callable
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise LrtoolError(f"{field}: '{path}' is not an import path like package.module:function")
-    for folder in (Path.cwd(), base_dir):
+    for folder in (Path.cwd(), base_dir, base_dir.parent if base_dir else None):
         if folder is not None and str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
     try:

@@ -831,7 +831,8 @@ def build_schedule(name: str, params: dict[str, Any] | None = None) -> Schedule:
             hint = " (set it with --steps or total_steps)" if p.name == "total_steps" else ""
             flag = " (--lr)" if p.name == spec.lr_param else ""
             raise usage_error(f"schedule '{name}': missing parameter {p.name}{flag}{hint}")
-        if value is None and p.default is None and p.name in spec.derived:
+        boundaries_form = p.name == "milestones" and values.get("boundaries") is not None
+        if value is None and p.default is None and p.name in spec.derived and not boundaries_form:
             raise usage_error(
                 f"schedule '{name}': set {p.name}, or total_steps to derive it from the run"
             )

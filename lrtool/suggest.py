@@ -98,9 +98,9 @@ def curve_features(lrs: Sequence[float], losses: Sequence[float]) -> CurveFeatur
     span = float(log_x[-1] - log_x[0])
     if span <= 0:
         return "the LRs do not increase"
-    # Width: a twentieth of the swept range, but never narrower than ~3 ladder steps.
+    # Width: a fortieth of the swept range, but never narrower than ~3 ladder steps.
     steps = np.diff(log_x)
-    width = max(span / 20, 1.5 * float(np.median(steps)) if len(steps) else 0.0)
+    width = max(span / 40, 1.5 * float(np.median(steps)) if len(steps) else 0.0)
     smooth = centred_smooth(log_x, y, width)
     skip = max(1, len(x) // 20)  # the first points reflect start-up noise, not the LR
     i_min = int(np.argmin(smooth[skip:])) + skip
@@ -138,7 +138,7 @@ def _below_minimum(lrs: Sequence[float], losses: Sequence[float], decades: float
 def lrtool_constant(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     """lrtool's constant LR: 0.7 decades (about 5x) below the minimum of the smoothed curve.
 
-    The curve is smoothed without lag (a centred Gaussian in log-LR space, a twentieth of the
+    The curve is smoothed without lag (a centred Gaussian in log-LR space, a fortieth of the
     swept range wide), so the minimum marks where the loss starts to shoot back up; a constant
     LR must stay clearly below that edge. Never more than half a decade below the steepest
     descent. ``None`` for a curve that is too short, flat or never decreases.

@@ -1,0 +1,259 @@
+"""The range-test engine: ladder, smoothing, stops, state restore, batches and determinism."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lrtool.errors import LrtoolError
+from lrtool.finder import RangeTestInterrupted, find_lr, lr_ladder
+from lrtool.suggest import debiased_ema
+
+
+def make_problem(seed: int = 0, n: int = 256):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 2))
+    loader = [(x[i : i + 32], y[i : i + 32]) for i in range(0, n, 32)]
+    return model, loader
+
+
+def test_ladder_exact_ends_and_formula():
+    lrs = lr_ladder(1e-7, 10, 100)
+    assert lrs[0] == 1e-7 and lrs[-1] == 10
+    for i in (1, 37, 98):
+        assert lrs[i] == pytest.approx(1e-7 * (10 / 1e-7) ** (i / 99), rel=1e-12)
+    lin = lr_ladder(0.1, 1.0, 10, "linear")
+    assert lin[0] == 0.1 and lin[-1] == 1.0 and lin[3] == pytest.approx(0.1 + 0.9 * 3 / 9)
+
+
+def test_smoothing_is_debiased_ema():
+    values = [3.0, 1.0, 4.0, 1.0, 5.0]
+    beta = 0.7
+    expected = []
+    for i in range(len(values)):
+        num = sum((1 - beta) * beta ** (i - j) * values[j] for j in range(i + 1))
+        expected.append(num / (1 - beta ** (i + 1)))
+    assert debiased_ema(values, beta) == pytest.approx(expected)
+
+
+def test_result_records_smoothed_losses_and_ladder():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-4, end_lr=1e-1,
+                steps=20, smoothing=0.8)
+    assert r.steps_run == 20 and r.stop_reason == "completed"
+    assert r.lrs == lr_ladder(1e-4, 1e-1, 20)
+    assert r.smoothed == pytest.approx(debiased_ema(r.losses, 0.8))
+    frame = r.to_frame()
+    assert list(frame.columns) == ["step", "lr", "loss", "smoothed_loss"] and len(frame) == 20
+
+
+def test_stops_on_divergence():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-3, end_lr=1e4,
+                steps=200, smoothing=0.5)
+    assert r.steps_run < 200
+    assert r.stop_reason.startswith(("diverged", "non-finite"))
+
+
+class NaNAfter(nn.Module):
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+        self.calls = 0
+        self.k = k
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.lin(x)
+        return out * float("nan") if self.calls > self.k else out
+
+
+@pytest.mark.parametrize("k", [0, 7])
+def test_stops_on_nan_loss(k):
+    _, loader = make_problem()
+    model = NaNAfter(k)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=50)
+    assert r.steps_run == k + 1
+    assert "non-finite" in r.stop_reason
+    assert math.isnan(r.losses[-1]) and all(math.isfinite(v) for v in r.losses[:-1])
+
+
+def snapshot(model, opt):
+    return ({k: v.clone() for k, v in model.state_dict().items()},
+            [dict(g) for g in opt.param_groups])
+
+
+def assert_restored(model, before):
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[0][key]), key
+
+
+def test_restores_weights_optimizer_mode_and_rng():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.eval()
+    before = snapshot(model, opt)
+    torch.manual_seed(123)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(123)
+    find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=15)
+    assert_restored(model, before)
+    assert opt.state_dict()["state"] == {}
+    assert opt.param_groups[0]["lr"] == 0.1
+    assert not model.training
+    assert torch.equal(torch.rand(3), expected_draw)
+
+
+def test_restores_on_exception_and_interrupt():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = snapshot(model, opt)
+    calls = {"n": 0}
+
+    def failing(model, batch):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise RuntimeError("boom")
+        return nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+    with pytest.raises(RuntimeError):
+        find_lr(model, opt, loader, step_fn=failing, steps=20)
+    assert_restored(model, before)
+    calls["n"] = 0
+
+    def interrupting(model, batch):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt
+        return nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+    with pytest.raises(RangeTestInterrupted) as stop:
+        find_lr(model, opt, loader, step_fn=interrupting, steps=20)
+    assert stop.value.result.steps_run == 5 and stop.value.result.interrupted
+    assert_restored(model, before)
+
+
+def test_same_seed_same_curve():
+    curves = []
+    for _ in range(2):
+        model, loader = make_problem(seed=3)
+        torch.manual_seed(0)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        curves.append(find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=25).losses)
+    assert curves[0] == curves[1]
+
+
+def test_cycles_a_short_loader():
+    model, loader = make_problem(n=64)  # two batches
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=1e-3, steps=11)
+    assert r.steps_run == 11
+
+
+class DictModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 2)
+
+    def forward(self, features, labels=None):
+        logits = self.lin(features)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def test_dict_batches_and_model_computed_loss():
+    _, loader = make_problem()
+    batches = [{"features": x, "labels": y} for x, y in loader]
+    model = DictModel()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    r = find_lr(model, opt, batches, start_lr=1e-5, end_lr=1e-1, steps=12)
+    assert r.steps_run == 12 and all(math.isfinite(v) for v in r.losses)
+
+
+def test_unpackable_batch_is_a_clear_error():
+    model, _ = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(LrtoolError, match="step_fn"):
+        find_lr(model, opt, [[torch.randn(4, 6)]] * 3, nn.CrossEntropyLoss(), steps=5)
+
+
+def test_missing_loss_is_a_clear_error():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(LrtoolError, match="no loss"):
+        find_lr(model, opt, loader, steps=5)
+
+
+def test_accumulation_gives_big_batch_gradients():
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 6), torch.randint(0, 2, (32,))
+    grads = []
+    for micro in (1, 4):
+        torch.manual_seed(1)
+        model = nn.Linear(6, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        size = 32 // micro
+        loader = [(x[i : i + size], y[i : i + size]) for i in range(0, 32, size)]
+        seen = {}
+
+        def capture(model, batch, seen=seen):
+            return nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+        orig_step = opt.step
+
+        def step_and_keep(*a, **k):
+            seen.setdefault("g", model.weight.grad.clone())
+            return orig_step(*a, **k)
+
+        opt.step = step_and_keep
+        r = find_lr(model, opt, loader, step_fn=capture, start_lr=1e-6, end_lr=1e-5, steps=5,
+                    accumulation_steps=micro, restore=False)
+        grads.append((seen["g"], r.losses[0]))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-6)
+    assert grads[0][1] == pytest.approx(grads[1][1], rel=1e-5)
+
+
+def test_param_groups_keep_their_ratio():
+    model, loader = make_problem()
+    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 1.0},
+                           {"params": model[3].parameters(), "lr": 0.1}])
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-4, end_lr=1e-2, steps=6)
+    assert r.group_lrs[1] == pytest.approx([v * 0.1 for v in r.group_lrs[0]])
+
+
+def test_bf16_autocast_on_cpu_and_fp16_refused():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=6, amp="bf16")
+    assert r.steps_run == 6 and all(math.isfinite(v) for v in r.losses)
+    with pytest.raises(LrtoolError, match="fp16"):
+        find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=6, amp="fp16")
+
+
+def test_attached_scheduler_and_bad_accumulation_are_errors():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(LrtoolError, match="accumulation_steps"):
+        find_lr(model, opt, loader, nn.CrossEntropyLoss(), accumulation_steps=0)
+    torch.optim.lr_scheduler.StepLR(opt, 10)
+    with pytest.raises(LrtoolError, match="scheduler"):
+        find_lr(model, opt, loader, nn.CrossEntropyLoss())
+
+
+def test_validation_loss_monitoring():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=8, val_loader=loader[:2],
+                val_batches=2)
+    assert r.monitor.startswith("val") and r.losses != r.train_losses

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,9 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise usage_error("device: cuda was asked for but no CUDA GPU is available; use cpu or auto")
+        raise usage_error(
+            "device: cuda was asked for but no CUDA GPU is available; use cpu or auto"
+        )
     if name == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):
@@ -49,14 +51,23 @@ def build_optimizer(
     lr = cfg.lr if lr is None else lr
     if cfg.name == "sgd":
         return torch.optim.SGD(
-            params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+            params,
+            lr=lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
             weight_decay=cfg.weight_decay,
         )
     if cfg.name in ("adam", "adamw"):
         cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
-        return cls(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+        return cls(
+            params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+        )
     return torch.optim.RMSprop(
-        params, lr=lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum,
+        params,
+        lr=lr,
+        alpha=cfg.alpha,
+        eps=cfg.eps,
+        momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
     )
 
@@ -100,11 +111,6 @@ def build(config: Config, base_dir: Path | None = None, data: DataBundle | None 
     return Setup(config, data, model, loss_fn, optimizer, device)
 
 
-def seeded(fn: Callable[[], object], seed: int) -> object:
-    torch.manual_seed(seed)
-    return fn()
-
-
 def check_batch(setup: Setup) -> None:
     """Run one forward pass so a model/data mismatch is one clear error before the run."""
     batch = next(iter(setup.fresh_train_batches()))
@@ -112,7 +118,9 @@ def check_batch(setup: Setup) -> None:
     try:
         with torch.no_grad():
             setup.model.eval()
-            out = setup.model(inputs.to(setup.device) if isinstance(inputs, torch.Tensor) else inputs)
+            out = setup.model(
+                inputs.to(setup.device) if isinstance(inputs, torch.Tensor) else inputs
+            )
             setup.model.train()
             if isinstance(batch, tuple | list) and isinstance(out, torch.Tensor):
                 setup.loss_fn(out, batch[1].to(setup.device))

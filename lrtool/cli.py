@@ -8,7 +8,6 @@ printed as one line on stderr with its exit code; ``--debug`` shows the tracebac
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +104,9 @@ SetOpt = Annotated[
 ]
 
 
-def _load(config: Path | None, seed: int | None, device: str | None) -> tuple[Any, str, Path | None]:
+def _load(
+    config: Path | None, seed: int | None, device: str | None
+) -> tuple[Any, str, Path | None]:
     """The config (file or embedded default) with --seed/--device applied."""
     from lrtool import config as cfg
 
@@ -140,8 +141,12 @@ class _Bar:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(), console=_stderr(), transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=_stderr(),
+                transient=True,
             )
             self.progress.start()
             self.task = self.progress.add_task(self.label, total=None, info="")
@@ -175,7 +180,9 @@ def _write_png(kind: str, path: Path, force: bool, **data: Any) -> None:
 @handle_errors
 def find(
     config: ConfigArg = None,
-    start_lr: Annotated[float | None, typer.Option("--start-lr", help="First LR of the sweep.")] = None,
+    start_lr: Annotated[
+        float | None, typer.Option("--start-lr", help="First LR of the sweep.")
+    ] = None,
     end_lr: Annotated[float | None, typer.Option("--end-lr", help="Last LR of the sweep.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Number of sweep steps.")] = None,
     mode: Annotated[str | None, typer.Option("--mode", help="exp or linear LR growth.")] = None,
@@ -209,13 +216,15 @@ def find(
     if smoke and steps is None:
         steps = min(loaded.find.steps, 60)
     loaded = cfg.apply_overrides(
-        loaded, "find",
+        loaded,
+        "find",
         {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "mode": mode, "repeats": repeats},
         source,
     )
     folder = res.prepare_folder(
         res.run_folder(str(out) if out else None, _config_name(source), "find"),
-        ["range_test.csv", "summary.json"], force,
+        ["range_test.csv", "summary.json"],
+        force,
     )
     if png is not None:
         from lrtool.png import check_png_target
@@ -265,9 +274,17 @@ def _render_find(result: Any, folder: Path, quiet: bool, no_plot: bool) -> None:
         if not no_plot:
             marks = {"lr": result.lr, "1cycle": result.onecycle_max_lr}
             out.print(
-                report.range_test_plot(result.lrs, result.losses, result.smoothed, marks,
-                                       log_x=result.mode == "exp", color=sys.stdout.isatty()),
-                markup=False, highlight=False, soft_wrap=True,
+                report.range_test_plot(
+                    result.lrs,
+                    result.losses,
+                    result.smoothed,
+                    marks,
+                    log_x=result.mode == "exp",
+                    color=sys.stdout.isatty(),
+                ),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
         out.print(f"stop: {result.stop_reason} ({result.steps_run}/{result.steps_requested} steps)")
         for warning in rec.warnings if rec else []:
@@ -278,7 +295,11 @@ def _render_find(result: Any, folder: Path, quiet: bool, no_plot: bool) -> None:
     out.print(
         f"suggested lr: {result.lr:.3g} (constant)   onecycle max_lr: {result.onecycle_max_lr:.3g}"
         f"   confidence: {rec.confidence}"
-        + (f" (rules within {rec.spread_decades:.2f} decades)" if rec.spread_decades is not None else ""),
+        + (
+            f" (rules within {rec.spread_decades:.2f} decades)"
+            if rec.spread_decades is not None
+            else ""
+        ),
         markup=False,
     )
     if not quiet:
@@ -335,11 +356,17 @@ def plot(
     schedule: Annotated[
         list[str] | None, typer.Option("--schedule", help="Schedule name (repeat to overlay).")
     ] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Steps shown; total_steps where used.")] = 1000,
-    lr: Annotated[float | None, typer.Option("--lr", help="lr, or max_lr for onecycle/cyclic.")] = None,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Steps shown; total_steps where used.")
+    ] = 1000,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="lr, or max_lr for onecycle/cyclic.")
+    ] = None,
     set_: SetOpt = None,
     log_y: Annotated[bool, typer.Option("--log-y", help="Log-scale LR axis.")] = False,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Write schedule,step,lr,momentum.")] = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="Write schedule,step,lr,momentum.")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Plot the schedule of a config's train section.")
     ] = None,
@@ -384,7 +411,9 @@ def plot(
         out.print(note, markup=False)
     out.print(
         report.schedule_plot(view.curves, log_y=log_y, width=width, color=sys.stdout.isatty()),
-        markup=False, highlight=False, soft_wrap=True,
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
     for label, (xs, ys, _) in view.curves.items():
         out.print(report.key_points_table(label, xs, ys, steps))
@@ -407,8 +436,12 @@ def train(
     config: ConfigArg = None,
     schedule: Annotated[str | None, typer.Option("--schedule", help="Schedule name.")] = None,
     set_: SetOpt = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps (train.steps).")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="lr, or max_lr for onecycle/cyclic.")] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Optimizer steps (train.steps).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="lr, or max_lr for onecycle/cyclic.")
+    ] = None,
     lr_from_find: Annotated[
         bool, typer.Option("--lr-from-find", help="Run a range test first and use its suggestion.")
     ] = False,
@@ -422,14 +455,11 @@ def train(
     png: PngOpt = None,
 ) -> None:
     """Train for a budget of steps with a schedule and show the evaluations."""
-    from lrtool import config as cfg
     from lrtool import results as res
     from lrtool.schedule_view import parse_sets
 
     loaded, source, base = _load(config, seed, device)
-    loaded = cfg.apply_overrides(loaded, "train", {"steps": steps}, source)
-    if steps is not None and loaded.train.eval_every > steps:
-        loaded = cfg.apply_overrides(loaded, "train", {"eval_every": steps}, source)
+    loaded = _train_overrides(loaded, steps, source)
     if lr is not None and not lr > 0:
         raise usage_error(f"--lr: must be > 0, got {lr}")
     name = schedule or loaded.train.schedule.name
@@ -440,7 +470,8 @@ def train(
     get_spec(name)
     folder = res.prepare_folder(
         res.run_folder(str(out) if out else None, _config_name(source), "train"),
-        ["train.csv", "eval.csv", "summary.json"], force,
+        ["train.csv", "eval.csv", "summary.json"],
+        force,
     )
     if png is not None:
         from lrtool.png import check_png_target
@@ -497,6 +528,16 @@ def train(
         raise typer.Exit(1)
 
 
+def _train_overrides(loaded: Any, steps: int | None, source: str) -> Any:
+    """--steps for train/compare; eval_every shrinks with it so a short run still evaluates."""
+    from lrtool import config as cfg
+
+    if steps is None:
+        return loaded
+    every = min(loaded.train.eval_every, steps) if steps >= 1 else None
+    return cfg.apply_overrides(loaded, "train", {"steps": steps, "eval_every": every}, source)
+
+
 def _render_train(result: Any, summary: dict, folder: Path, quiet: bool, no_plot: bool) -> None:
     from lrtool import report
 
@@ -509,11 +550,17 @@ def _render_train(result: Any, summary: dict, folder: Path, quiet: bool, no_plot
         out.print(report.eval_table(result.evals))
         if not no_plot and len(result.steps) > 1:
             out.print(
-                report.train_plot(result.steps, result.smoothed_train_losses(),
-                                  [e["step"] for e in result.evals],
-                                  [e["val_loss"] for e in result.evals], result.lrs,
-                                  color=sys.stdout.isatty()),
-                markup=False, highlight=False, soft_wrap=True,
+                report.train_plot(
+                    result.steps,
+                    result.smoothed_train_losses(),
+                    [e["step"] for e in result.evals],
+                    [e["val_loss"] for e in result.evals],
+                    result.lrs,
+                    color=sys.stdout.isatty(),
+                ),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
     if result.stop_reason != "completed":
         _stderr().print(f"stopped: {result.stop_reason}", markup=False)
@@ -541,7 +588,9 @@ def compare(
     lrs: Annotated[str | None, typer.Option("--lrs", help="Comma-separated LRs.")] = None,
     set_: SetOpt = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per run.")] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="LR (max_lr for onecycle) for every run.")] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="LR (max_lr for onecycle) for every run.")
+    ] = None,
     lr_from_find: Annotated[
         bool, typer.Option("--lr-from-find", help="One range test gives every run its LR.")
     ] = False,
@@ -559,14 +608,11 @@ def compare(
     png: PngOpt = None,
 ) -> None:
     """Train several schedules (or LRs) from the same weights and data order, side by side."""
-    from lrtool import config as cfg
     from lrtool import results as res
     from lrtool.schedule_view import plan_runs
 
     loaded, source, base = _load(config, seed, device)
-    loaded = cfg.apply_overrides(loaded, "train", {"steps": steps}, source)
-    if steps is not None and loaded.train.eval_every > steps:
-        loaded = cfg.apply_overrides(loaded, "train", {"eval_every": steps}, source)
+    loaded = _train_overrides(loaded, steps, source)
     if target is not None and not target > 0:
         raise usage_error(f"--target: must be a positive val loss, got {target}")
     if jobs < 1:
@@ -578,7 +624,8 @@ def compare(
         raise usage_error("plateau needs validation data: set data.val_fraction > 0")
     folder = res.prepare_folder(
         res.run_folder(str(out) if out else None, _config_name(source), "compare"),
-        ["compare.csv", "summary.json"], force,
+        ["compare.csv", "summary.json"],
+        force,
     )
     if png is not None:
         from lrtool.png import check_png_target
@@ -600,12 +647,14 @@ def compare(
     err = _stderr()
     show = not (quiet or as_json) and sys.stderr.isatty()
     results = compare_runs(
-        loaded, runs, base, jobs, (lambda label: err.print(f"training {label} ...")) if show else None
+        loaded,
+        runs,
+        base,
+        jobs,
+        (lambda label: err.print(f"training {label} ...")) if show else None,
     )
     rows, used_target = compare_summary_rows(results, target)
-    eval_rows = [
-        {"schedule": r.label, **e} for r in results for e in r.evals
-    ]
+    eval_rows = [{"schedule": r.label, **e} for r in results for e in r.evals]
     from lrtool.trainer import EVAL_COLUMNS
 
     res.write_csv(folder / "compare.csv", ["schedule", *EVAL_COLUMNS], eval_rows)
@@ -635,14 +684,27 @@ def compare(
     label = "same LR per schedule" if schedule is None else f"{schedule} at several LRs"
     out.print(report.compare_table(rows, used_target, label))
     if not (quiet or no_plot):
-        val = {r.label: ([e["step"] for e in r.evals], [e["val_loss"] for e in r.evals]) for r in results}
-        out.print(report.overlay_plot(val, "Validation loss", "val loss", color=sys.stdout.isatty()),
-                  markup=False, highlight=False, soft_wrap=True)
+        val = {
+            r.label: ([e["step"] for e in r.evals], [e["val_loss"] for e in r.evals])
+            for r in results
+        }
+        out.print(
+            report.overlay_plot(val, "Validation loss", "val loss", color=sys.stdout.isatty()),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         lrc = {r.label: (r.steps, r.lrs) for r in results}
-        out.print(report.overlay_plot(lrc, "Learning rate", "lr", log_y=True, color=sys.stdout.isatty()),
-                  markup=False, highlight=False, soft_wrap=True)
-    out.print(f"winner: {summary['winner'] or 'none reached the target'}; results in {folder}",
-              markup=False)
+        out.print(
+            report.overlay_plot(lrc, "Learning rate", "lr", log_y=True, color=sys.stdout.isatty()),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    out.print(
+        f"winner: {summary['winner'] or 'none reached the target'}; results in {folder}",
+        markup=False,
+    )
 
 
 def run() -> None:

@@ -245,9 +245,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         key = str(loc[-1])
         hint = closest(key, valid)
         where = ".".join(str(p) for p in loc[:-1]) or "top level"
-        return (
-            f"{source}: unknown key '{path}'{hint}; valid keys in {where}: {', '.join(valid)}"
-        )
+        return f"{source}: unknown key '{path}'{hint}; valid keys in {where}: {', '.join(valid)}"
     msg = err["msg"]
     if kind == "value_error":
         text = msg.removeprefix("Value error, ")

@@ -69,7 +69,10 @@ class TensorBatches:
     def to(self, device: torch.device) -> TensorBatches:
         """The same batches with the tensors moved once to ``device``."""
         return TensorBatches(
-            self.inputs.to(device), self.targets.to(device), self.batch_size, self.shuffle,
+            self.inputs.to(device),
+            self.targets.to(device),
+            self.batch_size,
+            self.shuffle,
             self.seed,
         )
 
@@ -93,7 +96,9 @@ def digits_path() -> Path:
     return Path(str(resources.files("lrtool").joinpath("datasets/digits.csv.gz")))
 
 
-def load_data(cfg: DataConfig, seed: int, loss: str = "auto", base_dir: Path | None = None) -> DataBundle:
+def load_data(
+    cfg: DataConfig, seed: int, loss: str = "auto", base_dir: Path | None = None
+) -> DataBundle:
     """Build the dataset a config describes."""
     if cfg.source == "import":
         return _from_import(cfg, seed, base_dir)
@@ -178,7 +183,9 @@ def _read_csv(
         targets = torch.tensor(codes, dtype=torch.long)
     else:
         if not numeric_target:
-            raise LrtoolError(f"data.target: column '{target}' is not numeric; regression needs numbers")
+            raise LrtoolError(
+                f"data.target: column '{target}' is not numeric; regression needs numbers"
+            )
         targets = torch.tensor(y.to_numpy(dtype="float64"), dtype=torch.float32).unsqueeze(1)
     if not torch.isfinite(inputs).all():
         raise LrtoolError(f"data.path: {path.name} has infinite feature values")

@@ -96,7 +96,9 @@ class RangeTestResult:
     def rows(self) -> list[dict[str, float | int]]:
         return [
             {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s}
-            for i, (lr, loss, s) in enumerate(zip(self.lrs, self.losses, self.smoothed, strict=True))
+            for i, (lr, loss, s) in enumerate(
+                zip(self.lrs, self.losses, self.smoothed, strict=True)
+            )
         ]
 
     def to_frame(self) -> Any:
@@ -151,7 +153,9 @@ def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
             own = loss_from_output(output)
             if own is not None:
                 return own
-            target = next((batch[k] for k in ("labels", "targets", "target", "y") if k in batch), None)
+            target = next(
+                (batch[k] for k in ("labels", "targets", "target", "y") if k in batch), None
+            )
             if loss_fn is None or target is None:
                 raise LrtoolError(
                     "the model's output has no loss (no .loss attribute or 'loss' key) and "
@@ -254,7 +258,9 @@ class StateSnapshot:
             torch.cuda.set_rng_state_all(self.cuda_rng)
 
 
-def _amp_context(amp: str | None, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+def _amp_context(
+    amp: str | None, device: torch.device
+) -> Callable[[], contextlib.AbstractContextManager]:
     if amp in (None, "none", "off", False):
         return contextlib.nullcontext
     if amp not in ("bf16", "fp16"):
@@ -379,8 +385,10 @@ def find_lr(
                 optimizer.step()
             assert total is not None
             train_loss = float(total)
-            value = train_loss if val_loader is None else _val_loss(
-                model, val_loader, val_batches, step, move, autocast
+            value = (
+                train_loss
+                if val_loader is None
+                else _val_loss(model, val_loader, val_batches, step, move, autocast)
             )
             lrs.append(lr)
             losses.append(value)

@@ -22,7 +22,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def mlp(n_inputs: int, n_outputs: int, hidden: list[int], activation: str, dropout: float) -> nn.Module:
+def mlp(
+    n_inputs: int, n_outputs: int, hidden: list[int], activation: str, dropout: float
+) -> nn.Module:
     """Fully connected layers ``n_inputs -> hidden... -> n_outputs``; no hidden layers = linear."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = n_inputs
@@ -36,7 +38,11 @@ def mlp(n_inputs: int, n_outputs: int, hidden: list[int], activation: str, dropo
 
 
 def cnn(
-    input_shape: tuple[int, ...], n_outputs: int, channels: list[int], activation: str, dropout: float
+    input_shape: tuple[int, ...],
+    n_outputs: int,
+    channels: list[int],
+    activation: str,
+    dropout: float,
 ) -> nn.Module:
     """Small CNN: 3x3 conv + activation per entry of ``channels``, 2x2 max-pool while the map
     is at least 4 pixels wide, then global average pooling and a linear head."""
@@ -91,7 +97,9 @@ def _from_import(cfg: ModelConfig, data: DataBundle, base_dir: Path | None) -> n
     try:
         model = fn(**kwargs)
     except Exception as exc:
-        raise LrtoolError(f"model.function: {cfg.function} raised {type(exc).__name__}: {exc}") from exc
+        raise LrtoolError(
+            f"model.function: {cfg.function} raised {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(model, nn.Module):
         raise LrtoolError(
             f"model.function: {cfg.function} must return a torch.nn.Module, "

@@ -59,14 +59,20 @@ def _range_test(fig: Any, result: Any) -> None:
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(result.lrs, result.losses, color="0.7", lw=0.8, label="loss (raw)")
     ax.plot(result.lrs, result.smoothed, color="C0", lw=1.8, label="smoothed")
-    for value, name, colour in ((result.lr, "lr", "C3"), (result.onecycle_max_lr, "1cycle max_lr", "C2")):
+    for value, name, colour in (
+        (result.lr, "lr", "C3"),
+        (result.onecycle_max_lr, "1cycle max_lr", "C2"),
+    ):
         if value is not None:
             ax.axvline(value, color=colour, ls="--", label=f"{name} {value:.3g}")
     if result.mode == "exp":
         ax.set_xscale("log")
     finite = sorted(v for v in result.smoothed if v == v)
     if finite:
-        ax.set_ylim(finite[0] - 0.05 * abs(finite[0]), finite[0] + 3 * (finite[len(finite) // 2] - finite[0]) + 1e-9)
+        ax.set_ylim(
+            finite[0] - 0.05 * abs(finite[0]),
+            finite[0] + 3 * (finite[len(finite) // 2] - finite[0]) + 1e-9,
+        )
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.set_title("LR range test")

@@ -41,7 +41,9 @@ def evenly_spaced(n: int, count: int) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 
-def curve_table(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], rows: int = 15) -> Table:
+def curve_table(
+    lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], rows: int = 15
+) -> Table:
     table = Table(title="Range test (a subset of the steps)", title_justify="left")
     for name in ("step", "lr", "loss", "smoothed loss"):
         table.add_column(name, justify="right")
@@ -102,8 +104,13 @@ def range_test_plot(
     top = min(max(ys), ys[0] + 3 * (ys[len(ys) // 2] - ys[0] + 1e-12) + 1e-12)
     clip = [min(p[1], top) for p in pairs]
     plt.plot(xs, clip, label="loss (raw)", color="gray", marker="dot")
-    plt.plot([p[0] for p in finite_s], [min(p[2], top) for p in finite_s], label="smoothed",
-             color="blue", marker="braille")
+    plt.plot(
+        [p[0] for p in finite_s],
+        [min(p[2], top) for p in finite_s],
+        label="smoothed",
+        color="blue",
+        marker="braille",
+    )
     palette = ["red", "green", "orange", "magenta", "cyan"]
     for (name, value), colour in zip(marks.items(), palette, strict=False):
         if value is not None and xs[0] <= value <= xs[-1]:
@@ -154,8 +161,13 @@ def schedule_plot(
         for (name, (steps, _, moms)), colour in zip(curves.items(), palette * 4, strict=False):
             pts = [(s, m) for s, m in zip(steps, moms, strict=True) if m is not None]
             if pts:
-                plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=colour,
-                         marker="braille")
+                plt.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    label=name,
+                    color=colour,
+                    marker="braille",
+                )
         plt.title("Momentum (beta1 for Adam-style optimizers)")
         plt.plotsize(width, max(8, height // 2))
         plt.xlabel("step")
@@ -243,15 +255,26 @@ def train_plot(
     plt.subplot(1, 1)
     idx = evenly_spaced(len(steps), PLOT_POINTS)
     ok = [i for i in idx if math.isfinite(train_loss[i])]
-    plt.plot([steps[i] for i in ok], [train_loss[i] for i in ok], label="train (smoothed)",
-             color="blue", marker="braille")
-    vs = [(s, v) for s, v in zip(eval_steps, val_loss, strict=True) if v is not None and math.isfinite(v)]
+    plt.plot(
+        [steps[i] for i in ok],
+        [train_loss[i] for i in ok],
+        label="train (smoothed)",
+        color="blue",
+        marker="braille",
+    )
+    vs = [
+        (s, v)
+        for s, v in zip(eval_steps, val_loss, strict=True)
+        if v is not None and math.isfinite(v)
+    ]
     if vs:
         plt.plot([p[0] for p in vs], [p[1] for p in vs], label="val", color="red", marker="dot")
     plt.title("Loss")
     plt.plotsize(width, height)
     plt.subplot(2, 1)
-    plt.plot([steps[i] for i in idx], [lrs[i] for i in idx], label="lr", color="green", marker="braille")
+    plt.plot(
+        [steps[i] for i in idx], [lrs[i] for i in idx], label="lr", color="green", marker="braille"
+    )
     plt.title("Learning rate")
     plt.xlabel("step")
     plt.plotsize(width, max(8, height // 2))
@@ -279,8 +302,9 @@ def overlay_plot(
         if log_y:
             pts = [(x, y) for x, y in pts if y > 0]
         if pts:
-            plt.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=colour,
-                     marker="braille")
+            plt.plot(
+                [p[0] for p in pts], [p[1] for p in pts], label=name, color=colour, marker="braille"
+            )
     if log_y:
         plt.yscale("log")
     plt.title(title)
@@ -293,8 +317,15 @@ def compare_table(rows: list[dict[str, Any]], target: float | None, label: str) 
     table = Table(
         title=f"Comparison ({label}; target val loss {fmt_loss(target)})", title_justify="left"
     )
-    for col in ("run", "final val loss", "best val loss", "final accuracy",
-                "steps to target", "wall time (s)", "stop"):
+    for col in (
+        "run",
+        "final val loss",
+        "best val loss",
+        "final accuracy",
+        "steps to target",
+        "wall time (s)",
+        "stop",
+    ):
         table.add_column(col, justify="left" if col in ("run", "stop") else "right")
     for r in rows:
         acc = r.get("final_accuracy")

@@ -13,7 +13,13 @@ from pathlib import Path
 from lrtool.build import Setup, build, check_batch
 from lrtool.config import Config
 from lrtool.data import TensorBatches
-from lrtool.finder import Progress, RangeTestInterrupted, RangeTestResult, attach_suggestions, find_lr
+from lrtool.finder import (
+    Progress,
+    RangeTestInterrupted,
+    RangeTestResult,
+    attach_suggestions,
+    find_lr,
+)
 from lrtool.suggest import lrtool_constant
 
 
@@ -23,7 +29,9 @@ def prepare(config: Config, base_dir: Path | None) -> Setup:
     return setup
 
 
-def range_test(setup: Setup, progress: Progress | None = None, order_seed: int | None = None) -> RangeTestResult:
+def range_test(
+    setup: Setup, progress: Progress | None = None, order_seed: int | None = None
+) -> RangeTestResult:
     """One range test with the config's ``find`` settings (``order_seed`` varies the data order)."""
     f = setup.config.find
     batches = setup.fresh_train_batches()
@@ -55,7 +63,9 @@ def find_from_config(
     return repeated_range_test(setup, config.find.repeats, progress)
 
 
-def repeated_range_test(setup: Setup, repeats: int, progress: Progress | None = None) -> RangeTestResult:
+def repeated_range_test(
+    setup: Setup, repeats: int, progress: Progress | None = None
+) -> RangeTestResult:
     """K sweeps from the same weights with different data orders, merged step by step.
 
     The merged curve's loss at step i is the median over the sweeps that reached step i

@@ -32,7 +32,9 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 @dataclass
 class ScheduleView:
-    curves: dict[str, tuple[list[int], list[float], list[float | None]]] = field(default_factory=dict)
+    curves: dict[str, tuple[list[int], list[float], list[float | None]]] = field(
+        default_factory=dict
+    )
     built: dict[str, Schedule] = field(default_factory=dict)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     steps: int = 0
@@ -44,11 +46,15 @@ class ScheduleView:
         for label, sched in self.built.items():
             if label in self.metrics:
                 xs, lrs, moms = self.curves[label]
-                rows += [{"schedule": label, "step": t, "lr": v, "momentum": m}
-                         for t, v, m in zip(xs, lrs, moms, strict=True)]
+                rows += [
+                    {"schedule": label, "step": t, "lr": v, "momentum": m}
+                    for t, v, m in zip(xs, lrs, moms, strict=True)
+                ]
                 continue
             for t in range(self.steps):
-                rows.append({"schedule": label, "step": t, "lr": sched(t), "momentum": sched.momentum(t)})
+                rows.append(
+                    {"schedule": label, "step": t, "lr": sched(t), "momentum": sched.momentum(t)}
+                )
         return rows
 
 
@@ -67,15 +73,18 @@ def read_metric_csv(path: Path) -> list[float]:
         try:
             value = float(row[col])
         except (ValueError, IndexError):
-            raise LrtoolError(f"--metric-csv: line {i} of {path} has no number in column {header[col]!r}") from None
+            raise LrtoolError(
+                f"--metric-csv: line {i} of {path} has no number in column {header[col]!r}"
+            ) from None
         if not math.isfinite(value):
             raise LrtoolError(f"--metric-csv: line {i} of {path} is not finite ({value})")
         values.append(value)
     return values
 
 
-def _params_for(name: str, steps: int, lr: float | None, overrides: dict[str, Any],
-                base: dict[str, Any]) -> dict[str, Any]:
+def _params_for(
+    name: str, steps: int, lr: float | None, overrides: dict[str, Any], base: dict[str, Any]
+) -> dict[str, Any]:
     spec = get_spec(name)
     params = dict(base)
     for key, value in overrides.items():
@@ -118,7 +127,11 @@ def curves_for(
             )
     view = ScheduleView(steps=steps)
     for name in names:
-        label = name if names.count(name) == 1 or name not in view.built else f"{name} ({len(view.built)})"
+        label = (
+            name
+            if names.count(name) == 1 or name not in view.built
+            else f"{name} ({len(view.built)})"
+        )
         params = _params_for(name, steps, lr, overrides, train_params if len(names) == 1 else {})
         sched = build_schedule(name, params)
         view.built[label] = sched
@@ -171,7 +184,11 @@ def plan_runs(
     if schedule is not None and lrs is None:
         raise usage_error("--schedule needs --lrs x,y,... (or use --schedules a,b,...)")
     overrides = parse_sets(sets)
-    names = [schedule] if schedule else [n.strip() for n in (schedules or DEFAULT_COMPARE).split(",") if n.strip()]
+    names = (
+        [schedule]
+        if schedule
+        else [n.strip() for n in (schedules or DEFAULT_COMPARE).split(",") if n.strip()]
+    )
     if not names:
         raise usage_error("--schedules: name at least one schedule")
     for name in names:
@@ -186,7 +203,9 @@ def plan_runs(
             if sub not in get_spec(owner).param_names:
                 raise usage_error(f"--set {key}: schedule '{owner}' has no parameter '{sub}'")
         elif not any(key in get_spec(n).param_names for n in names):
-            raise usage_error(f"--set {key}: none of the compared schedules has a parameter '{key}'")
+            raise usage_error(
+                f"--set {key}: none of the compared schedules has a parameter '{key}'"
+            )
     cfg_sched = config.train.schedule
     plan = []
     for name in names:
@@ -213,5 +232,11 @@ def plan_runs(
             raise usage_error(f"--lrs: every LR must be positive, got {part.strip()}")
         values.append(value)
     label, name, params = plan[0]
-    return [(f"{name} lr={v:g}", name, {**{k: p for k, p in params.items() if k != "__lr__"}, "__lr__": v})
-            for v in values]
+    return [
+        (
+            f"{name} lr={v:g}",
+            name,
+            {**{k: p for k, p in params.items() if k != "__lr__"}, "__lr__": v},
+        )
+        for v in values
+    ]

@@ -288,9 +288,7 @@ def cosine(lr: float, total_steps: int, eta_min: float = 0.0) -> Schedule:
     return Schedule("cosine", lr_at, total_steps=total_steps)
 
 
-def cosine_restarts(
-    lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0
-) -> Schedule:  # noqa: N803 (torch's names)
+def cosine_restarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> Schedule:  # noqa: N803 (torch's names)
     """SGDR: cosine from ``lr`` to ``eta_min`` over periods of ``T_0``, ``T_0*T_mult``, ...
 
     Inside a period of length T_i at position T_cur: ``eta_min + (lr - eta_min) *
@@ -357,8 +355,9 @@ def linear(
     _non_negative(name, "end_factor", end_factor)
     return Schedule(
         name,
-        lambda t: lr
-        * (start_factor + (end_factor - start_factor) * min(t, total_steps) / total_steps),
+        lambda t: (
+            lr * (start_factor + (end_factor - start_factor) * min(t, total_steps) / total_steps)
+        ),
         total_steps=total_steps,
     )
 
@@ -581,8 +580,12 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "power",
             _without_total(power),
-            (_LR, Param("s", "float", None, "steps until lr/2^c (default T/10)"),
-             Param("c", "float", 1.0, "power"), _T_OPT),
+            (
+                _LR,
+                Param("s", "float", None, "steps until lr/2^c (default T/10)"),
+                Param("c", "float", 1.0, "power"),
+                _T_OPT,
+            ),
             "lr / (1 + t/s)^c",
             "Keras InverseTimeDecay (c=1), HF inverse_sqrt (c=0.5)",
             derived={"s": lambda T: max(1.0, T / 10)},
@@ -590,9 +593,13 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "exponential",
             _without_total(exponential),
-            (_LR, Param("s", "float", None, "steps per factor `base` (default T/2)"),
-             Param("base", "float", 0.1, "factor per s steps"),
-             Param("staircase", "bool", False, "floor(t/s)"), _T_OPT),
+            (
+                _LR,
+                Param("s", "float", None, "steps per factor `base` (default T/2)"),
+                Param("base", "float", 0.1, "factor per s steps"),
+                Param("staircase", "bool", False, "floor(t/s)"),
+                _T_OPT,
+            ),
             "lr * base^(t/s)",
             "Keras ExponentialDecay, torch ExponentialLR(gamma=base^(1/s))",
             derived={"s": lambda T: max(1.0, T / 2)},
@@ -600,8 +607,12 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "step",
             _without_total(step),
-            (_LR, Param("step_size", "int", None, "steps between cuts (default T/3)"),
-             Param("factor", "float", 0.1, "multiplier at each cut"), _T_OPT),
+            (
+                _LR,
+                Param("step_size", "int", None, "steps between cuts (default T/3)"),
+                Param("factor", "float", 0.1, "multiplier at each cut"),
+                _T_OPT,
+            ),
             "lr * factor^floor(t/step_size)",
             "torch StepLR",
             derived={"step_size": lambda T: max(1, T // 3)},
@@ -609,11 +620,14 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "piecewise",
             _without_total(piecewise),
-            (Param("lr", "float", None, "base LR (with milestones)"),
-             Param("boundaries", "ints", None, "steps where the LR changes (with values)"),
-             Param("values", "floats", None, "absolute LRs, one more than boundaries"),
-             Param("milestones", "ints", None, "steps where lr is cut (default 50%, 75% of T)"),
-             Param("factor", "float", 0.1, "multiplier at each milestone"), _T_OPT),
+            (
+                Param("lr", "float", None, "base LR (with milestones)"),
+                Param("boundaries", "ints", None, "steps where the LR changes (with values)"),
+                Param("values", "floats", None, "absolute LRs, one more than boundaries"),
+                Param("milestones", "ints", None, "steps where lr is cut (default 50%, 75% of T)"),
+                Param("factor", "float", 0.1, "multiplier at each milestone"),
+                _T_OPT,
+            ),
             "values[i] for b[i-1] < t <= b[i]  |  lr * factor^#(milestones <= t)",
             "Keras PiecewiseConstantDecay, torch MultiStepLR",
             derived={"milestones": lambda T: [max(1, T // 2), max(2, 3 * T // 4)]},
@@ -621,14 +635,18 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "plateau",
             _plateau_factory,
-            (_LR, Param("factor", "float", 0.1, "multiplier at each cut"),
-             Param("patience", "int", 10, "bad evaluations tolerated before a cut"),
-             Param("threshold", "float", 1e-4, "smallest change that counts as better"),
-             Param("threshold_mode", "str", "rel", "rel or abs", ("rel", "abs")),
-             Param("cooldown", "int", 0, "evaluations to wait after a cut"),
-             Param("min_lr", "float", 0.0, "lower bound"),
-             Param("mode", "str", "min", "min or max", ("min", "max")),
-             Param("eps", "float", 1e-8, "smallest cut that is applied"), _T_OPT),
+            (
+                _LR,
+                Param("factor", "float", 0.1, "multiplier at each cut"),
+                Param("patience", "int", 10, "bad evaluations tolerated before a cut"),
+                Param("threshold", "float", 1e-4, "smallest change that counts as better"),
+                Param("threshold_mode", "str", "rel", "rel or abs", ("rel", "abs")),
+                Param("cooldown", "int", 0, "evaluations to wait after a cut"),
+                Param("min_lr", "float", 0.0, "lower bound"),
+                Param("mode", "str", "min", "min or max", ("min", "max")),
+                Param("eps", "float", 1e-8, "smallest cut that is applied"),
+                _T_OPT,
+            ),
             "lr * factor^(cuts), a cut after patience+1 evaluations without improvement",
             "torch ReduceLROnPlateau",
             stateful=True,
@@ -636,15 +654,18 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "onecycle",
             onecycle,
-            (Param("max_lr", "float", REQUIRED, "peak LR"), _T,
-             Param("pct_start", "float", 0.3, "share of steps spent warming up"),
-             Param("div_factor", "float", 25.0, "start = max_lr / div_factor"),
-             Param("final_div_factor", "float", 1e4, "end = start / final_div_factor"),
-             Param("anneal", "str", "cos", "cos or linear", ("cos", "linear")),
-             Param("three_phase", "bool", False, "Smith's symmetric cycle + annihilation"),
-             Param("cycle_momentum", "bool", True, "cycle momentum (beta1) inversely"),
-             Param("base_momentum", "float", 0.85, "momentum at the LR peak"),
-             Param("max_momentum", "float", 0.95, "momentum at the ends")),
+            (
+                Param("max_lr", "float", REQUIRED, "peak LR"),
+                _T,
+                Param("pct_start", "float", 0.3, "share of steps spent warming up"),
+                Param("div_factor", "float", 25.0, "start = max_lr / div_factor"),
+                Param("final_div_factor", "float", 1e4, "end = start / final_div_factor"),
+                Param("anneal", "str", "cos", "cos or linear", ("cos", "linear")),
+                Param("three_phase", "bool", False, "Smith's symmetric cycle + annihilation"),
+                Param("cycle_momentum", "bool", True, "cycle momentum (beta1) inversely"),
+                Param("base_momentum", "float", 0.85, "momentum at the LR peak"),
+                Param("max_momentum", "float", 0.95, "momentum at the ends"),
+            ),
             "max_lr/div -> max_lr -> max_lr/(div*final_div), momentum inverse",
             "torch OneCycleLR",
             lr_param="max_lr",
@@ -659,9 +680,13 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "cosine_restarts",
             _without_total(cosine_restarts),
-            (_LR, Param("T_0", "int", None, "first period (default T/4)"),
-             Param("T_mult", "int", 1, "period growth factor"),
-             Param("eta_min", "float", 0.0, "LR at the end of each period"), _T_OPT),
+            (
+                _LR,
+                Param("T_0", "int", None, "first period (default T/4)"),
+                Param("T_mult", "int", 1, "period growth factor"),
+                Param("eta_min", "float", 0.0, "LR at the end of each period"),
+                _T_OPT,
+            ),
             "cosine over periods T_0, T_0*T_mult, ... restarting at lr",
             "torch CosineAnnealingWarmRestarts (SGDR)",
             derived={"T_0": lambda T: max(1, T // 4)},
@@ -669,32 +694,48 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "polynomial",
             polynomial,
-            (_LR, _T, Param("power", "float", 1.0, "exponent"),
-             Param("end_lr", "float", 0.0, "final LR")),
+            (
+                _LR,
+                _T,
+                Param("power", "float", 1.0, "exponent"),
+                Param("end_lr", "float", 0.0, "final LR"),
+            ),
             "(lr - end_lr) * (1 - t/T)^power + end_lr",
             "torch PolynomialLR, Keras PolynomialDecay, optax",
         ),
         ScheduleSpec(
             "linear",
             linear,
-            (_LR, _T, Param("start_factor", "float", 1.0, "multiplier at t=0"),
-             Param("end_factor", "float", 0.0, "multiplier at t=T")),
+            (
+                _LR,
+                _T,
+                Param("start_factor", "float", 1.0, "multiplier at t=0"),
+                Param("end_factor", "float", 0.0, "multiplier at t=T"),
+            ),
             "lr * (start_factor + (end_factor - start_factor) * t/T)",
             "torch LinearLR, HF linear",
         ),
         ScheduleSpec(
             "cyclic",
             _without_total(cyclic),
-            (Param("lr", "float", None, "lowest LR (default max_lr/4)"),
-             Param("max_lr", "float", REQUIRED, "highest LR"),
-             Param("step_size_up", "int", None, "steps from lr to max_lr (default T/4)"),
-             Param("step_size_down", "int", None, "steps back down (default = up)"),
-             Param("mode", "str", "triangular", "triangular, triangular2, exp_range",
-                   ("triangular", "triangular2", "exp_range")),
-             Param("gamma", "float", 1.0, "exp_range decay per step"),
-             Param("cycle_momentum", "bool", True, "cycle momentum inversely"),
-             Param("base_momentum", "float", 0.8, "momentum at max_lr"),
-             Param("max_momentum", "float", 0.9, "momentum at lr"), _T_OPT),
+            (
+                Param("lr", "float", None, "lowest LR (default max_lr/4)"),
+                Param("max_lr", "float", REQUIRED, "highest LR"),
+                Param("step_size_up", "int", None, "steps from lr to max_lr (default T/4)"),
+                Param("step_size_down", "int", None, "steps back down (default = up)"),
+                Param(
+                    "mode",
+                    "str",
+                    "triangular",
+                    "triangular, triangular2, exp_range",
+                    ("triangular", "triangular2", "exp_range"),
+                ),
+                Param("gamma", "float", 1.0, "exp_range decay per step"),
+                Param("cycle_momentum", "bool", True, "cycle momentum inversely"),
+                Param("base_momentum", "float", 0.8, "momentum at max_lr"),
+                Param("max_momentum", "float", 0.9, "momentum at lr"),
+                _T_OPT,
+            ),
             "lr + (max_lr - lr) * triangle(t) * f(cycle)",
             "torch CyclicLR",
             lr_param="max_lr",
@@ -703,10 +744,19 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "warmup_stable_decay",
             warmup_stable_decay,
-            (_LR, _T, Param("decay_steps", "int", None, "length of the decay (default T/10)"),
-             Param("decay", "str", "cosine", "cosine, linear, 1-sqrt",
-                   ("cosine", "linear", "1-sqrt")),
-             Param("min_lr", "float", 0.0, "final LR")),
+            (
+                _LR,
+                _T,
+                Param("decay_steps", "int", None, "length of the decay (default T/10)"),
+                Param(
+                    "decay",
+                    "str",
+                    "cosine",
+                    "cosine, linear, 1-sqrt",
+                    ("cosine", "linear", "1-sqrt"),
+                ),
+                Param("min_lr", "float", 0.0, "final LR"),
+            ),
             "warm-up, lr, then decay to min_lr over decay_steps",
             "HF warmup_stable_decay, timm WSD",
         ),
@@ -841,7 +891,7 @@ def build_schedule(name: str, params: dict[str, Any] | None = None) -> Schedule:
     if name != "piecewise":
         kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("step_size_down",)}
     built = spec.factory(**kwargs)
-    built.params = {k: v for k, v in given.items()}
+    built.params = dict(given)
     built = with_warmup(built, warmup_steps, warmup_start)
     if total is not None:
         built.total_steps = total

@@ -13,7 +13,9 @@ def parse_expected_range(text: str) -> tuple[float, float]:
     try:
         low, high = float(lo), float(hi)
     except ValueError:
-        raise usage_error(f"--expect-lr: expected MIN:MAX such as 1e-3:1e-1, got {text!r}") from None
+        raise usage_error(
+            f"--expect-lr: expected MIN:MAX such as 1e-3:1e-1, got {text!r}"
+        ) from None
     if not sep or not (0 < low < high):
         raise usage_error(f"--expect-lr: expected 0 < MIN < MAX, got {text!r}")
     return low, high

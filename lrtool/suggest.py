@@ -344,7 +344,5 @@ def recommend(
             "(the suggestion may be too low)"
         )
     if confidence == "low":
-        warnings.append(
-            "the rules disagree by more than a decade: try --repeats 3 or more steps"
-        )
+        warnings.append("the rules disagree by more than a decade: try --repeats 3 or more steps")
     return Recommendation(lr, peak, "lrtool", reason, confidence, spread, warnings)

@@ -158,8 +158,13 @@ def train(
     started = time.perf_counter()
 
     def run_eval(t: int, lr: float, smoothed: float | None) -> None:
-        row: dict[str, Any] = {"step": t, "lr": lr, "train_loss_smoothed": smoothed,
-                               "val_loss": None, "val_accuracy": None}
+        row: dict[str, Any] = {
+            "step": t,
+            "lr": lr,
+            "train_loss_smoothed": smoothed,
+            "val_loss": None,
+            "val_accuracy": None,
+        }
         if val_batches is not None:
             loss, acc = evaluate(model, val_batches, loss_fn, classification, move)
             row["val_loss"], row["val_accuracy"] = loss, acc

@@ -34,8 +34,20 @@ def test_find_writes_csv_and_summary(tiny_config, tmp_path):
 
 
 def test_find_plot_and_flags_override_config(tiny_config, tmp_path):
-    result = invoke("find", tiny_config, "--out", tmp_path / "r", "--steps", "12",
-                    "--start-lr", "1e-3", "--end-lr", "1", "--mode", "linear")
+    result = invoke(
+        "find",
+        tiny_config,
+        "--out",
+        tmp_path / "r",
+        "--steps",
+        "12",
+        "--start-lr",
+        "1e-3",
+        "--end-lr",
+        "1",
+        "--mode",
+        "linear",
+    )
     assert result.exit_code == 0, result.output
     assert "Loss vs learning rate" in result.stdout
     rows = list(csv.DictReader((tmp_path / "r" / "range_test.csv").open()))
@@ -77,12 +89,17 @@ def test_smoke_pass_and_fail(tiny_config, tmp_path):
     ok = invoke("find", tiny_config, "--out", tmp_path / "a", "--smoke")
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.startswith("smoke: ok")
-    bad = invoke("find", tiny_config, "--out", tmp_path / "b", "--smoke", "--expect-lr", "1e-9:1e-8")
+    bad = invoke(
+        "find", tiny_config, "--out", tmp_path / "b", "--smoke", "--expect-lr", "1e-9:1e-8"
+    )
     assert bad.exit_code == 1 and "outside the expected range" in bad.stdout
-    flat = write_config(tmp_path, """
+    flat = write_config(
+        tmp_path,
+        """
         data: {source: synthetic, n_samples: 128, n_features: 4, batch_size: 32}
         find: {start_lr: 1.0e-9, end_lr: 1.0e-8, steps: 20}
-        """)
+        """,
+    )
     never = invoke("find", flat, "--out", tmp_path / "c", "--smoke")
     assert never.exit_code == 1 and "FAIL" in never.stdout
 
@@ -106,24 +123,35 @@ def test_custom_model_example_config(tmp_path):
 def test_csv_data_config(tmp_path):
     rows = ["a,b,c,label"] + [f"{i % 7},{(i * 3) % 5},{i % 2},{int(i % 7 > 3)}" for i in range(200)]
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
-    cfg = write_config(tmp_path, """
+    cfg = write_config(
+        tmp_path,
+        """
         data: {source: csv, path: d.csv, target: label, batch_size: 16}
         find: {steps: 15}
-        """)
+        """,
+    )
     result = invoke("find", cfg, "--out", tmp_path / "r", "-q")
     assert result.exit_code == 0, result.output
 
 
 def test_sigint_writes_partial_results_and_exits_130(tmp_path):
-    cfg = write_config(tmp_path, """
+    cfg = write_config(
+        tmp_path,
+        """
         data: {source: synthetic, n_samples: 20000, n_features: 200, batch_size: 2000}
         model: {name: mlp, hidden: [512, 512]}
         find: {start_lr: 1.0e-6, end_lr: 1.0e-5, steps: 100000}
-        """)
+        """,
+    )
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "lrtool", "find", str(cfg), "--out", str(out), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrtool", "find", str(cfg), "--out", str(out), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists()):
         time.sleep(0.2)

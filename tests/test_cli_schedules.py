@@ -41,8 +41,18 @@ def test_plot_onecycle_with_momentum_and_csv(tmp_path):
 
 
 def test_overlay_and_set(tmp_path):
-    result = invoke("plot", "--schedule", "power", "--schedule", "exponential", "--set", "s=50",
-                    "--log-y", "--steps", "300")
+    result = invoke(
+        "plot",
+        "--schedule",
+        "power",
+        "--schedule",
+        "exponential",
+        "--set",
+        "s=50",
+        "--log-y",
+        "--steps",
+        "300",
+    )
     assert result.exit_code == 0, result.output
     assert "power" in result.stdout and "exponential" in result.stdout
 
@@ -68,8 +78,14 @@ def test_plot_from_config_train_section():
         (["--schedule", "onecycle", "--set", "pct_start=1.5"], "pct_start"),
         (["--schedule", "onecycle", "--set", "pct_start"], "key=value"),
         (["--schedule", "cosine", "--set", "bogus=1"], "bogus"),
-        (["--schedule", "piecewise", "--set", "boundaries=10,5", "--set", "values=1,2,3"], "increasing"),
-        (["--schedule", "piecewise", "--set", "boundaries=10", "--set", "values=1,2,3"], "len(values)"),
+        (
+            ["--schedule", "piecewise", "--set", "boundaries=10,5", "--set", "values=1,2,3"],
+            "increasing",
+        ),
+        (
+            ["--schedule", "piecewise", "--set", "boundaries=10", "--set", "values=1,2,3"],
+            "len(values)",
+        ),
         (["--schedule", "step", "--set", "factor=2"], "factor"),
         (["--schedule", "constant", "--lr", "-1"], "--lr"),
         (["--schedule", "constant", "--steps", "0"], "--steps"),

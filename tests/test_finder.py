@@ -45,8 +45,16 @@ def test_smoothing_is_debiased_ema():
 def test_result_records_smoothed_losses_and_ladder():
     model, loader = make_problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-4, end_lr=1e-1,
-                steps=20, smoothing=0.8)
+    r = find_lr(
+        model,
+        opt,
+        loader,
+        nn.CrossEntropyLoss(),
+        start_lr=1e-4,
+        end_lr=1e-1,
+        steps=20,
+        smoothing=0.8,
+    )
     assert r.steps_run == 20 and r.stop_reason == "completed"
     assert r.lrs == lr_ladder(1e-4, 1e-1, 20)
     assert r.smoothed == pytest.approx(debiased_ema(r.losses, 0.8))
@@ -57,8 +65,16 @@ def test_result_records_smoothed_losses_and_ladder():
 def test_stops_on_divergence():
     model, loader = make_problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-3, end_lr=1e4,
-                steps=200, smoothing=0.5)
+    r = find_lr(
+        model,
+        opt,
+        loader,
+        nn.CrossEntropyLoss(),
+        start_lr=1e-3,
+        end_lr=1e4,
+        steps=200,
+        smoothing=0.5,
+    )
     assert r.steps_run < 200
     assert r.stop_reason.startswith(("diverged", "non-finite"))
 
@@ -88,8 +104,10 @@ def test_stops_on_nan_loss(k):
 
 
 def snapshot(model, opt):
-    return ({k: v.clone() for k, v in model.state_dict().items()},
-            [dict(g) for g in opt.param_groups])
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [dict(g) for g in opt.param_groups],
+    )
 
 
 def assert_restored(model, before):
@@ -212,13 +230,22 @@ def test_accumulation_gives_big_batch_gradients():
 
         orig_step = opt.step
 
-        def step_and_keep(*a, **k):
+        def step_and_keep(*a, model=model, seen=seen, orig_step=orig_step, **k):
             seen.setdefault("g", model.weight.grad.clone())
             return orig_step(*a, **k)
 
         opt.step = step_and_keep
-        r = find_lr(model, opt, loader, step_fn=capture, start_lr=1e-6, end_lr=1e-5, steps=5,
-                    accumulation_steps=micro, restore=False)
+        r = find_lr(
+            model,
+            opt,
+            loader,
+            step_fn=capture,
+            start_lr=1e-6,
+            end_lr=1e-5,
+            steps=5,
+            accumulation_steps=micro,
+            restore=False,
+        )
         grads.append((seen["g"], r.losses[0]))
     assert torch.allclose(grads[0][0], grads[1][0], atol=1e-6)
     assert grads[0][1] == pytest.approx(grads[1][1], rel=1e-5)
@@ -226,8 +253,9 @@ def test_accumulation_gives_big_batch_gradients():
 
 def test_param_groups_keep_their_ratio():
     model, loader = make_problem()
-    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 1.0},
-                           {"params": model[3].parameters(), "lr": 0.1}])
+    opt = torch.optim.SGD(
+        [{"params": model[0].parameters(), "lr": 1.0}, {"params": model[3].parameters(), "lr": 0.1}]
+    )
     r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-4, end_lr=1e-2, steps=6)
     assert r.group_lrs[1] == pytest.approx([v * 0.1 for v in r.group_lrs[0]])
 
@@ -254,6 +282,7 @@ def test_attached_scheduler_and_bad_accumulation_are_errors():
 def test_validation_loss_monitoring():
     model, loader = make_problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=8, val_loader=loader[:2],
-                val_batches=2)
+    r = find_lr(
+        model, opt, loader, nn.CrossEntropyLoss(), steps=8, val_loader=loader[:2], val_batches=2
+    )
     assert r.monitor.startswith("val") and r.losses != r.train_losses

@@ -42,11 +42,28 @@ S = torch.optim.lr_scheduler
 @pytest.mark.parametrize("three_phase", [False, True])
 @pytest.mark.parametrize("T", [10, 37, 100])
 def test_onecycle_equals_torch(anneal, three_phase, T):
-    ours = build_schedule("onecycle", {"max_lr": 0.7, "total_steps": T, "anneal": anneal,
-                                       "three_phase": three_phase, "pct_start": 0.25})
+    ours = build_schedule(
+        "onecycle",
+        {
+            "max_lr": 0.7,
+            "total_steps": T,
+            "anneal": anneal,
+            "three_phase": three_phase,
+            "pct_start": 0.25,
+        },
+    )
     lrs, moms = torch_values(
-        lambda o: S.OneCycleLR(o, max_lr=0.7, total_steps=T, anneal_strategy=anneal,
-                               three_phase=three_phase, pct_start=0.25), T, momentum=True)
+        lambda o: S.OneCycleLR(
+            o,
+            max_lr=0.7,
+            total_steps=T,
+            anneal_strategy=anneal,
+            three_phase=three_phase,
+            pct_start=0.25,
+        ),
+        T,
+        momentum=True,
+    )
     close([ours(t) for t in range(T)], lrs)
     close([ours.momentum(t) for t in range(T)], moms)
 
@@ -59,18 +76,39 @@ def test_onecycle_holds_final_value_after_T_where_torch_overshoots():
 
 def test_onecycle_reference_values():
     ours = build_schedule("onecycle", {"max_lr": 1.0, "total_steps": 10})
-    ref = [0.04, 0.52, 1.0, 0.95048463, 0.81174565, 0.61126202, 0.38874198, 0.18825835,
-           0.04951937, 4e-06]
+    ref = [
+        0.04,
+        0.52,
+        1.0,
+        0.95048463,
+        0.81174565,
+        0.61126202,
+        0.38874198,
+        0.18825835,
+        0.04951937,
+        4e-06,
+    ]
     assert [round(ours(t), 8) for t in range(10)] == pytest.approx(ref, abs=1e-8)
 
 
 @pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
 def test_cyclic_equals_torch(mode):
-    ours = build_schedule("cyclic", {"lr": 0.1, "max_lr": 1.0, "step_size_up": 3,
-                                     "step_size_down": 5, "mode": mode, "gamma": 0.97})
+    ours = build_schedule(
+        "cyclic",
+        {
+            "lr": 0.1,
+            "max_lr": 1.0,
+            "step_size_up": 3,
+            "step_size_down": 5,
+            "mode": mode,
+            "gamma": 0.97,
+        },
+    )
     lrs, moms = torch_values(
-        lambda o: S.CyclicLR(o, 0.1, 1.0, step_size_up=3, step_size_down=5, mode=mode,
-                             gamma=0.97), 40, momentum=True)
+        lambda o: S.CyclicLR(o, 0.1, 1.0, step_size_up=3, step_size_down=5, mode=mode, gamma=0.97),
+        40,
+        momentum=True,
+    )
     close([ours(t) for t in range(40)], lrs)
     close([ours.momentum(t) for t in range(40)], moms)
 
@@ -78,22 +116,46 @@ def test_cyclic_equals_torch(mode):
 @pytest.mark.parametrize(
     ("name", "params", "make"),
     [
-        ("cosine", {"lr": 1.0, "total_steps": 20, "eta_min": 0.01},
-         lambda o: S.CosineAnnealingLR(o, T_max=20, eta_min=0.01)),
-        ("cosine_restarts", {"lr": 1.0, "T_0": 3, "T_mult": 2, "eta_min": 0.05},
-         lambda o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.05)),
-        ("cosine_restarts", {"lr": 1.0, "T_0": 4},
-         lambda o: S.CosineAnnealingWarmRestarts(o, T_0=4)),
-        ("exponential", {"lr": 1.0, "s": 10, "base": 0.1},
-         lambda o: S.ExponentialLR(o, gamma=0.1 ** (1 / 10))),
-        ("step", {"lr": 1.0, "step_size": 7, "factor": 0.5},
-         lambda o: S.StepLR(o, step_size=7, gamma=0.5)),
-        ("piecewise", {"lr": 1.0, "milestones": [5, 5, 12], "factor": 0.3},
-         lambda o: S.MultiStepLR(o, milestones=[5, 5, 12], gamma=0.3)),
-        ("polynomial", {"lr": 1.0, "total_steps": 15, "power": 2.0},
-         lambda o: S.PolynomialLR(o, total_iters=15, power=2.0)),
-        ("linear", {"lr": 1.0, "total_steps": 12, "start_factor": 1 / 3, "end_factor": 1.0},
-         lambda o: S.LinearLR(o, start_factor=1 / 3, end_factor=1.0, total_iters=12)),
+        (
+            "cosine",
+            {"lr": 1.0, "total_steps": 20, "eta_min": 0.01},
+            lambda o: S.CosineAnnealingLR(o, T_max=20, eta_min=0.01),
+        ),
+        (
+            "cosine_restarts",
+            {"lr": 1.0, "T_0": 3, "T_mult": 2, "eta_min": 0.05},
+            lambda o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.05),
+        ),
+        (
+            "cosine_restarts",
+            {"lr": 1.0, "T_0": 4},
+            lambda o: S.CosineAnnealingWarmRestarts(o, T_0=4),
+        ),
+        (
+            "exponential",
+            {"lr": 1.0, "s": 10, "base": 0.1},
+            lambda o: S.ExponentialLR(o, gamma=0.1 ** (1 / 10)),
+        ),
+        (
+            "step",
+            {"lr": 1.0, "step_size": 7, "factor": 0.5},
+            lambda o: S.StepLR(o, step_size=7, gamma=0.5),
+        ),
+        (
+            "piecewise",
+            {"lr": 1.0, "milestones": [5, 5, 12], "factor": 0.3},
+            lambda o: S.MultiStepLR(o, milestones=[5, 5, 12], gamma=0.3),
+        ),
+        (
+            "polynomial",
+            {"lr": 1.0, "total_steps": 15, "power": 2.0},
+            lambda o: S.PolynomialLR(o, total_iters=15, power=2.0),
+        ),
+        (
+            "linear",
+            {"lr": 1.0, "total_steps": 12, "start_factor": 1 / 3, "end_factor": 1.0},
+            lambda o: S.LinearLR(o, start_factor=1 / 3, end_factor=1.0, total_iters=12),
+        ),
     ],
 )
 def test_equals_torch(name, params, make):
@@ -139,11 +201,14 @@ def test_piecewise_keras_semantics():
 
 
 def test_warmup_prefix_and_wsd_match_hf():
-    wsd = build_schedule("warmup_stable_decay", {"lr": 1.0, "total_steps": 10, "decay_steps": 4,
-                                                 "warmup_steps": 2})
+    wsd = build_schedule(
+        "warmup_stable_decay", {"lr": 1.0, "total_steps": 10, "decay_steps": 4, "warmup_steps": 2}
+    )
     ref = [0, 0.5, 1, 1, 1, 1, 1, 0.85355339, 0.5, 0.14644661, 0]
     assert [wsd(t) for t in range(11)] == pytest.approx(ref, abs=1e-8)
-    cos = build_schedule("cosine", {"lr": 1.0, "total_steps": 15, "warmup_steps": 5, "eta_min": 0.1})
+    cos = build_schedule(
+        "cosine", {"lr": 1.0, "total_steps": 15, "warmup_steps": 5, "eta_min": 0.1}
+    )
     assert [cos(t) for t in (1, 5, 10, 15)] == pytest.approx([0.2, 1.0, 0.55, 0.1])  # optax
 
 
@@ -162,7 +227,11 @@ def test_every_schedule_builds_from_lr_and_total_steps_only():
         ("piecewise", {"boundaries": [10], "values": [1, 2, 3]}, "len(values)"),
         ("plateau", {"lr": 1, "factor": 1.0}, "factor"),
         ("constant", {"lr": -1}, "lr"),
-        ("onecycle", {"max_lr": 1, "total_steps": 10, "pct_strat": 0.2}, "did you mean 'pct_start'"),
+        (
+            "onecycle",
+            {"max_lr": 1, "total_steps": 10, "pct_strat": 0.2},
+            "did you mean 'pct_start'",
+        ),
         ("onecylce", {}, "did you mean 'onecycle'"),
         ("cosine", {"lr": 1, "total_steps": 0}, "total_steps"),
     ],

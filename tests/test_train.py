@@ -1,0 +1,172 @@
+"""``lrtool train`` and ``lrtool compare`` end to end, and the trainer engine."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from lrtool.config import load_config
+from lrtool.runs import train_from_config
+from lrtool.schedules import build_schedule
+from tests.conftest import invoke
+
+
+def test_train_records_schedule_values(tiny_config, tmp_path):
+    out = tmp_path / "t"
+    result = invoke("train", tiny_config, "--out", out, "--no-plot")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "train.csv").open()))
+    assert list(rows[0]) == ["step", "lr", "momentum", "train_loss"] and len(rows) == 40
+    ref = build_schedule("onecycle", {"max_lr": 0.2, "total_steps": 40})
+    for row in rows:
+        assert float(row["lr"]) == pytest.approx(ref(int(row["step"])), rel=1e-12)
+        assert float(row["momentum"]) == pytest.approx(ref.momentum(int(row["step"])), rel=1e-12)
+    evals = list(csv.DictReader((out / "eval.csv").open()))
+    assert [int(e["step"]) for e in evals] == [0, 10, 20, 30, 40]
+    assert "val_accuracy" in evals[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps_run"] == 40 and summary["final_accuracy"] is not None
+
+
+def test_train_schedule_flags_and_lr_from_find(tiny_config, tmp_path):
+    result = invoke(
+        "train",
+        tiny_config,
+        "--out",
+        tmp_path / "a",
+        "--schedule",
+        "cosine",
+        "--lr",
+        "0.1",
+        "--steps",
+        "20",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "a" / "train.csv").open()))
+    assert float(rows[0]["lr"]) == pytest.approx(0.1) and len(rows) == 20
+    found = invoke("train", tiny_config, "--out", tmp_path / "b", "--lr-from-find", "--json")
+    assert found.exit_code == 0, found.output
+    data = json.loads(found.stdout)
+    assert data["lr_source"] == "range test"
+    assert data["params"]["max_lr"] == pytest.approx(data["range_test"]["onecycle_max_lr"])
+
+
+def test_plateau_is_driven_by_val_loss(tiny_config, tmp_path):
+    result = invoke(
+        "train",
+        tiny_config,
+        "--out",
+        tmp_path / "p",
+        "--schedule",
+        "plateau",
+        "--lr",
+        "0.5",
+        "--set",
+        "patience=0",
+        "--set",
+        "threshold=0.5",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    lrs = [float(r["lr"]) for r in csv.DictReader((tmp_path / "p" / "train.csv").open())]
+    assert lrs[0] == 0.5 and min(lrs) < 0.5
+
+
+def test_nan_loss_stops_training_with_partial_results(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "data: {source: synthetic, n_samples: 256, batch_size: 32}\n"
+        "train: {steps: 50, eval_every: 10, schedule: {name: constant, lr: 1.0e+6}}\n"
+    )
+    result = invoke("train", cfg, "--out", tmp_path / "n", "-q")
+    assert result.exit_code == 1
+    assert "non-finite" in result.stderr
+    summary = json.loads((tmp_path / "n" / "summary.json").read_text())
+    assert summary["steps_run"] < 50
+
+
+def test_compare_same_initial_weights(tiny_config):
+    config = load_config(tiny_config)
+    first = {}
+    for name in ("constant", "onecycle"):
+        import lrtool.runs as runs
+
+        setup = runs.prepare(config, None)
+        first[name] = [p.clone() for p in setup.model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(first["constant"], first["onecycle"], strict=True))
+    a = train_from_config(config, "constant", {"lr": 0.1, "total_steps": 40})
+    b = train_from_config(config, "constant", {"lr": 0.1, "total_steps": 40})
+    assert a.train_losses == b.train_losses
+
+
+def test_compare_table_csv_and_jobs_identical(tiny_config, tmp_path):
+    args = ["--schedules", "constant,exponential,onecycle", "--set", "onecycle.max_lr=0.3", "-q"]
+    one = invoke("compare", tiny_config, "--out", tmp_path / "a", *args)
+    assert one.exit_code == 0, one.output
+    assert "winner" in one.stdout
+    two = invoke("compare", tiny_config, "--out", tmp_path / "b", "--jobs", "2", *args)
+    assert two.exit_code == 0, two.output
+    a = (tmp_path / "a" / "compare.csv").read_bytes()
+    assert a == (tmp_path / "b" / "compare.csv").read_bytes()
+    rows = list(csv.DictReader((tmp_path / "a" / "compare.csv").open()))
+    assert {r["schedule"] for r in rows} == {"constant", "exponential", "onecycle"}
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["params"]["onecycle"]["max_lr"] == 0.3
+
+
+def test_compare_several_lrs(tiny_config, tmp_path):
+    result = invoke(
+        "compare",
+        tiny_config,
+        "--out",
+        tmp_path / "l",
+        "--schedule",
+        "constant",
+        "--lrs",
+        "0.001,0.1,50",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    runs = {r["run"]: r for r in json.loads(result.stdout)["runs"]}
+    assert len(runs) == 3
+    low, high = runs["constant lr=0.001"], runs["constant lr=50"]
+    assert low["best_val_loss"] > runs["constant lr=0.1"]["best_val_loss"]
+    assert (
+        high["stop_reason"].startswith("non-finite")
+        or high["final_val_loss"] is None
+        or (high["final_val_loss"] > runs["constant lr=0.1"]["final_val_loss"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--schedules", "constant,bogus"], "unknown schedule 'bogus'"),
+        (["--schedules", "constant", "--set", "onecycle.max_lr=1"], "not in the compared list"),
+        (["--target", "-1"], "--target"),
+        (["--steps", "5", "--schedules", "constant", "--jobs", "0"], "--jobs"),
+        (["--lrs", "0.1"], "--lrs needs --schedule"),
+        (["--schedule", "constant", "--lrs", "a,b"], "--lrs"),
+    ],
+)
+def test_compare_bad_input(tiny_config, tmp_path, args, fragment):
+    result = invoke("compare", tiny_config, "--out", tmp_path / "x", *args)
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr
+    assert not (tmp_path / "x" / "compare.csv").exists()
+
+
+def test_train_bad_input(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train: {steps: 10, eval_every: 20}\n")
+    result = invoke("train", cfg)
+    assert result.exit_code == 2 and "train.eval_every" in result.stderr
+    cfg.write_text("data: {source: synthetic, val_fraction: 0.0, n_samples: 128}\n")
+    result = invoke("compare", cfg, "--schedules", "plateau", "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "validation" in result.stderr
+    result = invoke("train", cfg, "--schedule", "plateau", "--lr", "0.1", "--out", tmp_path / "q")
+    assert result.exit_code == 1 and "validation" in result.stderr

@@ -640,8 +640,11 @@ def compare(
             found = find_from_config(loaded, base, bar)
     runs = []
     for label, name, params in plan:
-        explicit = params.pop("__lr__", None)
-        full = schedule_params(name, params, loaded.train.steps, explicit or lr, found)
+        chosen = params.pop("__lr__", None) or lr
+        default = params.pop("__default_lr__", None)
+        if chosen is None and found is None:
+            chosen = default
+        full = schedule_params(name, params, loaded.train.steps, chosen, found)
         build_schedule(name, full)  # every schedule is validated before any training
         runs.append((label, name, full))
     err = _stderr()

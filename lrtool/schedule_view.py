@@ -218,7 +218,7 @@ def plan_runs(
             elif not dot and key in spec.param_names:
                 params[key] = value
         if spec.lr_param not in params and not (name == "piecewise" and "values" in params):
-            params["__lr__"] = config.optimizer.lr
+            params["__default_lr__"] = config.optimizer.lr  # unless --lr or a range test
         plan.append((name, name, params))
     if schedule is None:
         return plan
@@ -236,7 +236,7 @@ def plan_runs(
         (
             f"{name} lr={v:g}",
             name,
-            {**{k: p for k, p in params.items() if k != "__lr__"}, "__lr__": v},
+            {**{k: p for k, p in params.items() if k != "__default_lr__"}, "__lr__": v},
         )
         for v in values
     ]

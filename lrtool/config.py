@@ -8,7 +8,6 @@ config runs code.
 
 from __future__ import annotations
 
-import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -285,7 +284,3 @@ def apply_overrides(config: Config, section: str, values: dict[str, Any], source
             target[key] = value
             changed = True
     return parse_config(data, source) if changed else config
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

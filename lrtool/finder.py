@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError, usage_error
-from lrtool.suggest import Recommendation, debiased_ema, recommend, run_rules
+from lrtool.suggest import Recommendation, recommend, run_rules
 
 StepFn = Callable[[nn.Module, Any], torch.Tensor]
 Progress = Callable[[int, int, float, float], None]
@@ -464,8 +464,3 @@ def _val_loss(
     if seen == 0:
         raise LrtoolError("the validation loader yielded no batches")
     return total / seen
-
-
-def smoothed_curve(losses: list[float], smoothing: float) -> list[float]:
-    """The debiased EMA that :func:`find_lr` records, computed after the fact."""
-    return debiased_ema(losses, smoothing)

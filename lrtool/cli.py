@@ -167,6 +167,14 @@ class _Bar:
             self.progress.stop()
 
 
+def _check_png(png: Path | None, force: bool) -> None:
+    """Fail before any work when --png cannot be honoured (checked once, up front)."""
+    if png is not None:
+        from lrtool.png import check_png_target
+
+        check_png_target(png, force)
+
+
 def _write_png(kind: str, path: Path, force: bool, **data: Any) -> None:
     from lrtool.png import write_png
 
@@ -226,10 +234,7 @@ def find(
         ["range_test.csv", "summary.json"],
         force,
     )
-    if png is not None:
-        from lrtool.png import check_png_target
-
-        check_png_target(png, force)
+    _check_png(png, force)
     from lrtool.finder import RangeTestInterrupted
     from lrtool.runs import find_from_config
 
@@ -401,10 +406,7 @@ def plot(
         raise usage_error("--schedule: name at least one schedule (see lrtool schedules)")
     if csv is not None and csv.exists() and not force:
         raise LrtoolError(f"--csv: {csv} exists; pass --force to overwrite it")
-    if png is not None:
-        from lrtool.png import check_png_target
-
-        check_png_target(png, force)
+    _check_png(png, force)
     view = curves_for(names, steps, lr, overrides, train_params, metric_csv, max_points=width * 4)
     out = _stdout()
     for note in view.notes:
@@ -473,10 +475,7 @@ def train(
         ["train.csv", "eval.csv", "summary.json"],
         force,
     )
-    if png is not None:
-        from lrtool.png import check_png_target
-
-        check_png_target(png, force)
+    _check_png(png, force)
     from lrtool.runs import find_from_config, schedule_params, train_from_config
     from lrtool.trainer import EVAL_COLUMNS, TRAIN_COLUMNS, TrainInterrupted
 
@@ -627,10 +626,7 @@ def compare(
         ["compare.csv", "summary.json"],
         force,
     )
-    if png is not None:
-        from lrtool.png import check_png_target
-
-        check_png_target(png, force)
+    _check_png(png, force)
     from lrtool.runs import compare_runs, compare_summary_rows, find_from_config, schedule_params
     from lrtool.schedules import build_schedule
 

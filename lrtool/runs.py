@@ -158,10 +158,6 @@ def train_from_config(
 
     schedule = build_schedule(name, params)
     setup = prepare(config, base_dir)
-    if config.train.eval_every > config.train.steps:
-        from lrtool.errors import usage_error
-
-        raise usage_error("train.eval_every: must be at most train.steps")
     return train(
         setup.model,
         setup.optimizer,

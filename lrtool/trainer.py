@@ -18,6 +18,7 @@ from torch import nn
 from lrtool.errors import LrtoolError
 from lrtool.finder import cycle, default_step, to_device
 from lrtool.schedules import Schedule
+from lrtool.suggest import debiased_ema
 from lrtool.torch_adapter import LrtoolScheduler
 
 TRAIN_COLUMNS = ["step", "lr", "momentum", "train_loss"]
@@ -50,11 +51,7 @@ class TrainResult:
         ]
 
     def smoothed_train_losses(self) -> list[float]:
-        out, avg = [], 0.0
-        for i, loss in enumerate(self.train_losses):
-            avg = SMOOTH_BETA * avg + (1 - SMOOTH_BETA) * loss
-            out.append(avg / (1 - SMOOTH_BETA ** (i + 1)))
-        return out
+        return debiased_ema(self.train_losses, SMOOTH_BETA)
 
     def _val(self) -> list[tuple[int, float]]:
         return [

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +42,26 @@ def write_config(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
 def invoke(*args: str):
     runner = CliRunner()
     return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "100", "NO_COLOR": "1"})
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def interrupt_run(command: str, config: Path, out: Path, cwd: Path) -> tuple[int, str]:
+    """Start `python -m lrtool COMMAND CONFIG --out OUT` in a real process, wait until its
+    output folder exists and it has trained a while, send SIGINT; (exit code, stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrtool", command, str(config), "--out", str(out), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not out.exists():
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err.decode()

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import invoke, write_config
+from tests.conftest import interrupt_run, invoke, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,21 +139,8 @@ def test_sigint_writes_partial_results_and_exits_130(tmp_path):
         """,
     )
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lrtool", "find", str(cfg), "--out", str(out), "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline and not (out.exists()):
-        time.sleep(0.2)
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = interrupt_run("find", cfg, out, tmp_path)
+    assert code == 130, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert summary["steps_run"] >= 1

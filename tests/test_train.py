@@ -11,7 +11,7 @@ import torch
 from lrtool.config import load_config
 from lrtool.runs import train_from_config
 from lrtool.schedules import build_schedule
-from tests.conftest import invoke
+from tests.conftest import interrupt_run, invoke
 
 
 def test_train_records_schedule_values(tiny_config, tmp_path):
@@ -173,14 +173,6 @@ def test_train_bad_input(tmp_path):
 
 
 def test_train_sigint_writes_partial_results_and_exits_130(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         "data: {source: synthetic, n_samples: 20000, n_features: 200, batch_size: 2000}\n"
@@ -188,21 +180,8 @@ def test_train_sigint_writes_partial_results_and_exits_130(tmp_path):
         "train: {steps: 1000000, eval_every: 1000000, schedule: {name: constant, lr: 1.0e-4}}\n"
     )
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lrtool", "train", str(cfg), "--out", str(out), "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline and not out.exists():
-        time.sleep(0.2)
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = interrupt_run("train", cfg, out, tmp_path)
+    assert code == 130, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["steps_run"] >= 1
     rows = (out / "train.csv").read_text().splitlines()

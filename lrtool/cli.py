@@ -332,13 +332,8 @@ def schedules(
         return
     spec = get_spec(name)
     out.print(report.schedule_detail_table(spec))
-    doc = (spec.factory.__doc__ or "").strip()
-    if spec.name == "plateau":
-        from lrtool.plateau import plateau
-
-        doc = (plateau.__doc__ or "").strip()
-    if doc and ">>>" not in doc.splitlines()[0]:
-        out.print(doc.split(">>>")[0].strip(), markup=False)
+    if spec.description:
+        out.print(spec.description, markup=False)
     example = _example_params(spec.name, 100, None)
     sched = build_schedule(spec.name, example)
     shown = sample_steps(100, 6)

@@ -15,6 +15,8 @@ Any schedule can be prefixed by a linear warm-up with ``warmup_steps`` (and
 from __future__ import annotations
 
 import bisect
+import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -530,6 +532,7 @@ class ScheduleSpec:
     # schedule works with only an LR and a budget.
     derived: dict[str, Callable[[int], Any]] = field(default_factory=dict)
     stateful: bool = False
+    doc: str = ""  # overrides the factory's docstring where the factory is shared
 
     @property
     def param_names(self) -> list[str]:
@@ -540,6 +543,19 @@ class ScheduleSpec:
             if p.name == name:
                 return p
         return WARMUP_PARAMS[name]
+
+    @property
+    def description(self) -> str:
+        """The factory's docstring up to its doctest examples: closed form, semantics, defaults."""
+        if self.doc:
+            return self.doc
+        factory = self.factory
+        if self.name == "plateau":
+            from lrtool.plateau import plateau
+
+            factory = plateau
+        text = inspect.cleandoc(factory.__doc__ or "")
+        return text.split(">>>")[0].strip()
 
     @property
     def uses_total_steps(self) -> bool:
@@ -557,6 +573,7 @@ _T_OPT = Param("total_steps", "int", None, "run length, used for the defaults ma
 
 
 def _plateau_factory(**kwargs: Any) -> Schedule:
+    """Reduce on plateau (see :func:`lrtool.plateau.plateau`)."""
     from lrtool.plateau import plateau
 
     return plateau(**kwargs)
@@ -565,6 +582,7 @@ def _plateau_factory(**kwargs: Any) -> Schedule:
 def _without_total(factory: Callable[..., Schedule]) -> Callable[..., Schedule]:
     """Adapt a factory that does not take total_steps (it is only used for derived defaults)."""
 
+    @functools.wraps(factory)
     def build(total_steps: int | None = None, **kwargs: Any) -> Schedule:
         built = factory(**kwargs)
         built.total_steps = total_steps
@@ -767,6 +785,11 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "warmup_start_lr -> lr linearly over warmup_steps, then lr",
             "HF constant_with_warmup",
             derived={"warmup_steps": lambda T: max(1, T // 10)},
+            doc=(
+                "A linear warm-up from ``warmup_start_lr`` to ``lr`` over ``warmup_steps``\n"
+                "(default 10% of T), then ``lr``: Hugging Face ``constant_with_warmup``. Every\n"
+                "other schedule takes the same warm-up parameters; this one is the warm-up alone."
+            ),
         ),
     ]
 }

@@ -109,14 +109,33 @@ def train_point(name: str, seed: int, schedule: str, lr: float) -> float:
 
 
 def range_test_curve(name: str, seed: int) -> dict[str, Any]:
-    """lrtool's range test at its defaults, from the same weights and batches as the grid."""
+    """lrtool's range test at its defaults, from the same weights and batches as the grid,
+    then ``--verify`` around its suggestions (half the task's budget per candidate)."""
     from lrtool.finder import find_lr
+    from lrtool.verify import verify_lr
 
     task = TASKS[name]
-    model, batches, _, _ = _setup(task, seed)
+    model, batches, xv, yv = _setup(task, seed)
     optimizer = task.make_optimizer(model.parameters(), 1e-3)
     result = find_lr(model, optimizer, batches, task.loss_fn())
-    return {"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed}
+    checked = verify_lr(
+        model,
+        optimizer,
+        batches,
+        task.loss_fn(),
+        lr=result.lr,
+        onecycle_max_lr=result.onecycle_max_lr,
+        steps=task.steps // 2,
+        val_loader=[(xv, yv)],
+    )
+    return {
+        "lrs": result.lrs,
+        "losses": result.losses,
+        "smoothed": result.smoothed,
+        "steps": result.steps_total,
+        "verified": {"constant": checked.lr, "onecycle": checked.onecycle_max_lr},
+        "verify_steps": checked.steps_spent,
+    }
 
 
 def _run(job: tuple) -> tuple[tuple, Any]:
@@ -167,7 +186,8 @@ def suggestions(curve: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     found = run_rules(curve["lrs"], curve["losses"])
     rec = recommend(curve["lrs"], curve["losses"], found)
     out: dict[str, dict[str, float | None]] = {
-        "lrtool": {"constant": rec.lr, "onecycle": rec.onecycle_max_lr}
+        "lrtool": {"constant": rec.lr, "onecycle": rec.onecycle_max_lr},
+        "lrtool --verify": curve["verified"],
     }
     for name, info in RULES.items():
         if info.peer:
@@ -227,7 +247,8 @@ def _job_key(job: tuple) -> str:
 def _save(cache: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cache), encoding="utf-8")
+    trained = {k: v for k, v in cache.items() if not k.startswith("curve|")}
+    tmp.write_text(json.dumps(trained), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -237,6 +258,8 @@ def evaluate(
     cache: dict[str, Any] = {}
     if cache_path is not None and cache_path.exists():
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        # Range tests are cheap and change with lrtool's code: never reuse them.
+        cache = {k: v for k, v in cache.items() if not k.startswith("curve|")}
     pairs = [(n, s) for n in names for s in seeds]
     # 1. curves, untrained losses and the grid
     jobs: list[tuple] = []
@@ -281,7 +304,8 @@ def evaluate(
                         "best_val_loss": best,
                         "untrained_val_loss": untrained,
                         "regret": regret(value, best, untrained),
-                        "range_test_steps": len(curve["lrs"]),
+                        "extra_steps": curve["steps"]
+                        + (curve["verify_steps"] if rule == "lrtool --verify" else 0),
                     }
                 )
     grid_steps = {n: len(GRID) * TASKS[n].steps for n in names}
@@ -307,7 +331,7 @@ def summarise(rows: list[dict[str, Any]], subset: str = "all") -> list[dict[str,
                 "bad": sum(v > BAD for v in values),
                 "n": len(values),
             }
-        steps = [r["range_test_steps"] for r in picked if r["rule"] == rule]
+        steps = [r["extra_steps"] for r in picked if r["rule"] == rule]
         line["steps"] = statistics.fmean(steps)
         table.append(line)
     return table

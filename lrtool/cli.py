@@ -197,6 +197,21 @@ def find(
     repeats: Annotated[
         int | None, typer.Option("--repeats", help="Sweeps with different data orders (median).")
     ] = None,
+    refine: Annotated[
+        bool | None,
+        typer.Option(
+            "--refine/--no-refine",
+            help="Always / never run a second, denser sweep (default: when the curve is weak).",
+        ),
+    ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Short trainings around the suggestion; keep the best."),
+    ] = False,
+    verify_steps: Annotated[
+        int | None,
+        typer.Option("--verify-steps", help="Steps per --verify candidate (train.steps/2)."),
+    ] = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
     out: OutOpt = None,
@@ -226,12 +241,21 @@ def find(
     loaded = cfg.apply_overrides(
         loaded,
         "find",
-        {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "mode": mode, "repeats": repeats},
+        {
+            "start_lr": start_lr,
+            "end_lr": end_lr,
+            "steps": steps,
+            "mode": mode,
+            "repeats": repeats,
+            "refine": refine,
+            "verify": True if verify else None,
+            "verify_steps": verify_steps,
+        },
         source,
     )
     folder = res.prepare_folder(
         res.run_folder(str(out) if out else None, _config_name(source), "find"),
-        ["range_test.csv", "summary.json"],
+        ["range_test.csv", "range_test_first_sweep.csv", "verify.csv", "summary.json"],
         force,
     )
     _check_png(png, force)
@@ -247,6 +271,12 @@ def find(
     summary = res.range_test_summary(result, loaded.model_dump(mode="json"), source)
     summary["output_folder"] = str(folder)
     res.write_csv(folder / "range_test.csv", res.RANGE_TEST_COLUMNS, result.rows())
+    if result.coarse is not None:
+        first = folder / "range_test_first_sweep.csv"
+        res.write_csv(first, res.RANGE_TEST_COLUMNS, result.coarse.rows())
+    if result.verification is not None:
+        rows = result.verification.rows()
+        res.write_csv(folder / "verify.csv", res.VERIFY_COLUMNS, rows)
     verdict = smoke_verdict(result, expected) if smoke else None
     if verdict is not None:
         summary["smoke"] = {"ok": verdict[0], "verdict": verdict[1]}
@@ -292,6 +322,17 @@ def _render_find(result: Any, folder: Path, quiet: bool, no_plot: bool) -> None:
                 soft_wrap=True,
             )
         out.print(f"stop: {result.stop_reason} ({result.steps_run}/{result.steps_requested} steps)")
+        if result.coarse is not None:
+            first = result.coarse
+            out.print(
+                f"refined: the first sweep ({first.start_lr:.2g}..{first.end_lr:.2g}, "
+                f"{first.steps_run} steps; {first.stop_reason}) was too weak to read: "
+                f"{result.refined_because}; this curve is a second sweep over "
+                f"{result.start_lr:.3g}..{result.end_lr:.3g} ({result.steps_total} steps in all)",
+                markup=False,
+            )
+        if result.verification is not None:
+            out.print(report.verify_table(result.verification))
         for warning in rec.warnings if rec else []:
             out.print(f"warning: {warning}", markup=False)
     if result.lr is None:

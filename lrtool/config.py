@@ -113,6 +113,10 @@ class FindConfig(Strict):
     smoothing: float = Field(0.95, ge=0.0, lt=1.0)  # EMA beta; 0 turns smoothing off
     diverge_threshold: float = Field(4.0, gt=1.0)  # stop when smoothed > threshold * best
     repeats: int = Field(1, ge=1, le=100)
+    # A second, denser sweep below the divergence point when the first curve is too weak.
+    refine: bool | Literal["auto"] = "auto"
+    verify: bool = False  # short trainings around the suggestion, keeping the best
+    verify_steps: int | None = Field(None, ge=5, le=MAX_STEPS)  # default: train.steps / 2
 
     @model_validator(mode="after")
     def _range(self) -> FindConfig:

@@ -78,6 +78,14 @@ class RangeTestResult:
     interrupted: bool = False
     monitor: str = "train"
     repeat_lrs: list[float | None] = field(default_factory=list)  # per sweep, with repeats
+    coarse: RangeTestResult | None = None  # the first sweep, when this one refines it
+    refined_because: str = ""
+    verification: Any = None  # a lrtool.verify.VerifyResult with find --verify
+
+    @property
+    def steps_total(self) -> int:
+        """Training steps spent, the first sweep included when this result refines it."""
+        return self.steps_run + (self.coarse.steps_total if self.coarse else 0)
 
     @property
     def lr(self) -> float | None:
@@ -296,6 +304,7 @@ def find_lr(
     mode: str = "exp",
     smoothing: float = 0.95,
     diverge_threshold: float = 4.0,
+    refine: bool | str = "auto",
     step_fn: StepFn | None = None,
     accumulation_steps: int = 1,
     grad_clip: float | None = None,
@@ -312,6 +321,13 @@ def find_lr(
     loss is smoothed with a debiased EMA (``smoothing`` is its beta, 0 turns it off); the run
     stops early when a loss is NaN/Inf or the smoothed loss exceeds ``diverge_threshold``
     times the best so far. Several param groups keep their LR ratio to the first group.
+
+    ``refine="auto"`` (the default) runs a second sweep of ``steps`` steps, from the same
+    weights, over the 3.5 decades below where the first one diverged, when the first curve is
+    too weak to read (see :func:`lrtool.suggest.refinement_reason`): a sweep of 8 decades
+    gives the model only a few steps in the decades that matter, too few for slow starters
+    such as CNNs or RMSprop to show a drop. ``True`` always refines, ``False`` never. The
+    refined curve is the result; the first sweep is kept as ``result.coarse``.
 
     Batches may be ``(inputs, targets)`` tuples, dicts passed as ``model(**batch)``, or anything
     a ``step_fn(model, batch) -> loss`` understands; a model that returns its own loss (``.loss``
@@ -332,6 +348,8 @@ def find_lr(
         raise usage_error(f"smoothing: must be in [0, 1), got {smoothing}")
     if diverge_threshold <= 1:
         raise usage_error(f"diverge_threshold: must be > 1, got {diverge_threshold}")
+    if refine not in (True, False, "auto"):
+        raise usage_error(f"refine: must be True, False or 'auto', got {refine!r}")
     if any("initial_lr" in g for g in optimizer.param_groups):
         raise LrtoolError(
             "the optimizer already has an LR scheduler attached (its param groups carry "
@@ -339,101 +357,195 @@ def find_lr(
         )
     ladder = lr_ladder(start_lr, end_lr, steps, mode)
     dev = torch.device(device) if device is not None else model_device(model)
-    autocast = _amp_context(amp, dev)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" and dev.type == "cuda" else None
-    step = step_fn or default_step(loss_fn)
-    move = None if dev.type == "cpu" else dev
-    base = [float(g["lr"]) for g in optimizer.param_groups]
-    ratios = [b / base[0] if base[0] > 0 else 1.0 for b in base]
-
+    sweep = _Sweep(
+        model=model,
+        optimizer=optimizer,
+        step=step_fn or default_step(loss_fn),
+        autocast=_amp_context(amp, dev),
+        scaler=torch.amp.GradScaler("cuda") if amp == "fp16" and dev.type == "cuda" else None,
+        move=None if dev.type == "cpu" else dev,
+        smoothing=smoothing,
+        diverge_threshold=diverge_threshold,
+        accumulation_steps=accumulation_steps,
+        grad_clip=grad_clip,
+        val_loader=val_loader,
+        val_batches=val_batches,
+        progress=progress,
+    )
     snapshot = StateSnapshot.take(model, optimizer) if restore else None
-    lrs: list[float] = []
-    losses: list[float] = []
-    train_losses: list[float] = []
-    smoothed: list[float] = []
-    stop_reason = "completed"
-    interrupted = False
-    avg, best = 0.0, math.inf
-    started = time.perf_counter()
-    batches = cycle(train_loader)
-    model.train()
     try:
-        for i, lr in enumerate(ladder):
-            for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
-                group["lr"] = lr * ratio
-            optimizer.zero_grad(set_to_none=True)
-            total = None
-            for _ in range(accumulation_steps):
-                batch = to_device(next(batches), move)
-                with autocast():
-                    loss = step(model, batch)
-                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                    raise LrtoolError(
-                        f"the step must return a scalar loss tensor, got {_describe(loss)}"
-                    )
-                scaled = loss / accumulation_steps if accumulation_steps > 1 else loss
-                (scaler.scale(scaled) if scaler else scaled).backward()
-                total = scaled.detach() if total is None else total + scaled.detach()
-            if grad_clip is not None:
-                if scaler:
-                    scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            assert total is not None
-            train_loss = float(total)
-            value = (
-                train_loss
-                if val_loader is None
-                else _val_loss(model, val_loader, val_batches, step, move, autocast)
-            )
-            lrs.append(lr)
-            losses.append(value)
-            train_losses.append(train_loss)
-            if not math.isfinite(value):
-                smoothed.append(math.nan)
-                stop_reason = f"non-finite loss ({value}) at step {i}, lr {lr:.3g}"
-                break
-            avg = smoothing * avg + (1 - smoothing) * value
-            current = avg / (1 - smoothing ** (i + 1))
-            smoothed.append(current)
-            if progress is not None:
-                progress(i, steps, lr, value)
-            if is_diverged(current, best, diverge_threshold):
-                stop_reason = (
-                    f"diverged at step {i}, lr {lr:.3g}: smoothed loss {current:.4g} > "
-                    f"{diverge_threshold:g} x best {best:.4g}"
-                )
-                break
-            best = min(best, current)
-    except KeyboardInterrupt:
-        interrupted = True
-        stop_reason = f"interrupted at step {len(lrs)}"
+        result = sweep.run(ladder, train_loader, start_lr, end_lr, mode)
+        reason = None if result.interrupted else _refine_reason(result, refine, snapshot)
+        if reason is not None:
+            assert snapshot is not None
+            snapshot.restore(model, optimizer)
+            low, high = refine_range(result)
+            coarse = result
+            result = sweep.run(lr_ladder(low, high, steps, "exp"), train_loader, low, high, "exp")
+            if not result.interrupted and _unreadable(result) and not _unreadable(coarse):
+                result, coarse = coarse, result  # keep the curve that can be read
+            result.coarse = coarse
+            result.refined_because = reason
+            result.elapsed_s += coarse.elapsed_s
     finally:
         if snapshot is not None:
             snapshot.restore(model, optimizer)
-    result = RangeTestResult(
-        lrs=lrs,
-        losses=losses,
-        smoothed=smoothed,
-        stop_reason=stop_reason,
-        steps_requested=steps,
-        start_lr=start_lr,
-        end_lr=end_lr,
-        mode=mode,
-        group_lrs=[[lr * r for lr in lrs] for r in ratios],
-        train_losses=train_losses,
-        elapsed_s=time.perf_counter() - started,
-        interrupted=interrupted,
-        monitor="train" if val_loader is None else f"val ({val_batches} batches)",
-    )
     attach_suggestions(result)
-    if interrupted:
+    if result.interrupted:
         raise RangeTestInterrupted(result)
     return result
+
+
+REFINE_DECADES = 3.5  # width of the second sweep, below where the first one diverged
+
+
+def refine_range(first: RangeTestResult) -> tuple[float, float]:
+    """The LRs of the second sweep: 3.5 decades up to twice where the first one stopped."""
+    finite = [lr for lr, loss in zip(first.lrs, first.losses, strict=True) if math.isfinite(loss)]
+    diverged = first.steps_run < first.steps_requested
+    high = min(first.end_lr, 2 * finite[-1]) if diverged and finite else first.end_lr
+    low = max(first.start_lr, high / 10**REFINE_DECADES)
+    if first.mode != "exp" or low >= high:
+        low = first.start_lr
+    return low, high
+
+
+def _refine_reason(
+    result: RangeTestResult, refine: bool | str, snapshot: StateSnapshot | None
+) -> str | None:
+    from lrtool.suggest import MIN_POINTS, refinement_reason
+
+    finite = sum(1 for v in result.losses if math.isfinite(v))
+    if refine is False or snapshot is None or finite < MIN_POINTS:
+        return None  # too short a curve to say where a second sweep should look
+    if refine is True:
+        return "asked for (refine=True)"
+    low, high = refine_range(result)
+    if math.log10(high / low) > math.log10(result.end_lr / result.start_lr) - 1:
+        return None  # a second sweep would not be much denser than the first
+    return refinement_reason(result.lrs, result.losses)
+
+
+def _unreadable(result: RangeTestResult) -> bool:
+    from lrtool.suggest import curve_features
+
+    return isinstance(curve_features(result.lrs, result.losses), str)
+
+
+@dataclass
+class _Sweep:
+    """One pass up an LR ladder: the inner loop of :func:`find_lr` (no state restore here)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    step: StepFn
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    scaler: Any
+    move: torch.device | None
+    smoothing: float
+    diverge_threshold: float
+    accumulation_steps: int
+    grad_clip: float | None
+    val_loader: Iterable | None
+    val_batches: int
+    progress: Progress | None
+
+    def run(
+        self, ladder: list[float], loader: Iterable, start_lr: float, end_lr: float, mode: str
+    ) -> RangeTestResult:
+        model, optimizer = self.model, self.optimizer
+        base = [float(g["lr"]) for g in optimizer.param_groups]
+        ratios = [b / base[0] if base[0] > 0 else 1.0 for b in base]
+        lrs: list[float] = []
+        losses: list[float] = []
+        train_losses: list[float] = []
+        smoothed: list[float] = []
+        stop_reason = "completed"
+        interrupted = False
+        beta = self.smoothing
+        avg, best = 0.0, math.inf
+        started = time.perf_counter()
+        batches = cycle(loader)
+        model.train()
+        try:
+            for i, lr in enumerate(ladder):
+                for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
+                    group["lr"] = lr * ratio
+                train_loss = self._one_step(batches)
+                value = (
+                    train_loss
+                    if self.val_loader is None
+                    else _val_loss(
+                        model, self.val_loader, self.val_batches, self.step, self.move,
+                        self.autocast,
+                    )
+                )  # fmt: skip
+                lrs.append(lr)
+                losses.append(value)
+                train_losses.append(train_loss)
+                if not math.isfinite(value):
+                    smoothed.append(math.nan)
+                    stop_reason = f"non-finite loss ({value}) at step {i}, lr {lr:.3g}"
+                    break
+                avg = beta * avg + (1 - beta) * value
+                current = avg / (1 - beta ** (i + 1))
+                smoothed.append(current)
+                if self.progress is not None:
+                    self.progress(i, len(ladder), lr, value)
+                if is_diverged(current, best, self.diverge_threshold):
+                    stop_reason = (
+                        f"diverged at step {i}, lr {lr:.3g}: smoothed loss {current:.4g} > "
+                        f"{self.diverge_threshold:g} x best {best:.4g}"
+                    )
+                    break
+                best = min(best, current)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop_reason = f"interrupted at step {len(lrs)}"
+        return RangeTestResult(
+            lrs=lrs,
+            losses=losses,
+            smoothed=smoothed,
+            stop_reason=stop_reason,
+            steps_requested=len(ladder),
+            start_lr=start_lr,
+            end_lr=end_lr,
+            mode=mode,
+            group_lrs=[[lr * r for lr in lrs] for r in ratios],
+            train_losses=train_losses,
+            elapsed_s=time.perf_counter() - started,
+            interrupted=interrupted,
+            monitor="train" if self.val_loader is None else f"val ({self.val_batches} batches)",
+        )
+
+    def _one_step(self, batches: Iterator[Any]) -> float:
+        """Forward, backward (over the micro-batches) and one optimizer step; the mean loss."""
+        optimizer, scaler = self.optimizer, self.scaler
+        optimizer.zero_grad(set_to_none=True)
+        total = None
+        n = self.accumulation_steps
+        for _ in range(n):
+            batch = to_device(next(batches), self.move)
+            with self.autocast():
+                loss = self.step(self.model, batch)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise LrtoolError(
+                    f"the step must return a scalar loss tensor, got {_describe(loss)}"
+                )
+            scaled = loss / n if n > 1 else loss
+            (scaler.scale(scaled) if scaler else scaled).backward()
+            total = scaled.detach() if total is None else total + scaled.detach()
+        if self.grad_clip is not None:
+            if scaler:
+                scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        assert total is not None
+        return float(total)
 
 
 def attach_suggestions(result: RangeTestResult, repeat_lrs: list[float] | None = None) -> None:

@@ -65,6 +65,23 @@ def suggestions_table(
     return table
 
 
+def verify_table(verification: Any) -> Table:
+    """The --verify candidates: LR, score and which one was kept, per use."""
+    table = Table(
+        title=f"Verify ({verification.steps_spent} training steps, {verification.monitor} loss)",
+        title_justify="left",
+    )
+    table.add_column("use")
+    table.add_column("lr", justify="right")
+    table.add_column("final loss", justify="right")
+    table.add_column("kept")
+    for row in verification.rows():
+        score = row["score"]
+        shown = "diverged" if score != score else f"{score:.4g}"
+        table.add_row(row["use"], fmt_lr(row["lr"]), shown, "*" if row["kept"] else "")
+    return table
+
+
 def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     stride = max(1, (last - first) // 8)

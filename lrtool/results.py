@@ -133,6 +133,7 @@ def versions() -> dict[str, str]:
 
 
 RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss"]
+VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept"]
 
 
 def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict[str, Any]:
@@ -154,6 +155,23 @@ def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict
         "interrupted": result.interrupted,
         "steps_run": result.steps_run,
         "steps_requested": result.steps_requested,
+        "steps_total": result.steps_total
+        + (result.verification.steps_spent if result.verification else 0),
+        "refined": None
+        if result.coarse is None
+        else {
+            "because": result.refined_because,
+            "first_sweep": [result.coarse.start_lr, result.coarse.end_lr],
+            "first_sweep_steps": result.coarse.steps_run,
+            "first_sweep_stop_reason": result.coarse.stop_reason,
+        },
+        "verify": None
+        if result.verification is None
+        else {
+            "candidates": result.verification.rows(),
+            "steps_spent": result.verification.steps_spent,
+            "monitor": result.verification.monitor,
+        },
         "start_lr": result.start_lr,
         "end_lr": result.end_lr,
         "mode": result.mode,

@@ -48,6 +48,7 @@ def range_test(
         mode=f.mode,
         smoothing=f.smoothing,
         diverge_threshold=f.diverge_threshold,
+        refine=f.refine,
         device=setup.device,
         progress=progress,
     )
@@ -59,8 +60,47 @@ def find_from_config(
     """``lrtool find``: one sweep, or ``find.repeats`` sweeps combined into a median curve."""
     setup = prepare(config, base_dir)
     if config.find.repeats == 1:
-        return range_test(setup, progress)
-    return repeated_range_test(setup, config.find.repeats, progress)
+        result = range_test(setup, progress)
+    else:
+        result = repeated_range_test(setup, config.find.repeats, progress)
+    if config.find.verify and result.lr is not None:
+        verify_suggestion(setup, result)
+    return result
+
+
+def verify_suggestion(setup: Setup, result: RangeTestResult) -> None:
+    """``find.verify``: short trainings around the suggestions; the best becomes the answer.
+
+    Each candidate trains ``find.verify_steps`` steps (default half of ``train.steps``) from
+    the config's initial weights and is scored on the validation batches when the data has
+    them.
+    """
+    from lrtool.verify import verify_lr
+
+    config = setup.config
+    steps = config.find.verify_steps or max(20, config.train.steps // 2)
+    checked = verify_lr(
+        setup.model,
+        setup.optimizer,
+        setup.fresh_train_batches(),
+        setup.loss_fn,
+        lr=result.lr,
+        onecycle_max_lr=result.onecycle_max_lr,
+        steps=steps,
+        val_loader=setup.data.val,
+        val_batches=8,
+        device=setup.device,
+    )
+    result.verification = checked
+    rec = result.recommendation
+    if rec is not None and checked.lr is not None:
+        rec.lr = checked.lr
+        rec.onecycle_max_lr = checked.onecycle_max_lr or rec.onecycle_max_lr
+        rec.rule = "lrtool --verify"
+        rec.reason += (
+            f"; verified by {len(checked.candidates)} short trainings of {steps} steps "
+            f"({checked.steps_spent} steps, {checked.monitor} loss)"
+        )
 
 
 def repeated_range_test(

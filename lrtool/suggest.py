@@ -117,12 +117,30 @@ def curve_features(lrs: Sequence[float], losses: Sequence[float]) -> CurveFeatur
     return CurveFeatures(log_x, smooth, i_min, i_steepest, relative_drop)
 
 
+REFINE_BELOW_DROP = 0.3  # a first sweep whose loss fell by less than this is refined
+
+
+def refinement_reason(lrs: Sequence[float], losses: Sequence[float]) -> str | None:
+    """Why a second, denser sweep is needed (``None`` when the curve can be read as it is).
+
+    A sweep over many decades gives only a few steps to the decades that matter; a model that
+    needs more steps to start learning shows a shallow curve, or none. Refine when the
+    smoothed loss fell by less than 30% of its start, or the curve cannot support a suggestion.
+    """
+    f = curve_features(lrs, losses)
+    if isinstance(f, str):
+        return f
+    if f.relative_drop < REFINE_BELOW_DROP:
+        return f"the loss fell by only {f.relative_drop:.0%} over the sweep"
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # lrtool's rules
 # --------------------------------------------------------------------------------------------
 
 CONSTANT_BELOW_MIN = 0.7  # decades below the minimum for a constant LR (about /5)
-ONECYCLE_BELOW_MIN = 0.3  # decades below the minimum for a 1cycle peak (about /2)
+ONECYCLE_BELOW_MIN = 0.1  # decades below the minimum for a 1cycle peak (about /1.25)
 
 
 def _below_minimum(lrs: Sequence[float], losses: Sequence[float], decades: float) -> float | None:
@@ -147,10 +165,12 @@ def lrtool_constant(lrs: Sequence[float], losses: Sequence[float]) -> float | No
 
 
 def lrtool_onecycle(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
-    """lrtool's 1cycle peak: 0.3 decades (about 2x) below the minimum of the smoothed curve.
+    """lrtool's 1cycle peak: 0.1 decades (about 1.25x) below the minimum of the smoothed curve.
 
-    1cycle spends only a short time at its peak and anneals far below it, so its peak may sit
-    closer to the divergence edge than a constant LR (Smith & Topin, 2018).
+    1cycle warms up to its peak, spends only a short time there and anneals far below it, so
+    its peak may sit just under the edge where the loss shoots back up, much closer than a
+    constant LR (Smith & Topin, 2018). 0.1 decades was the best offset on the tuning tasks of
+    ``benchmarks/suggestion_quality.py`` (docs/suggestion-quality.md).
     """
     return _below_minimum(lrs, losses, ONECYCLE_BELOW_MIN)
 
@@ -261,7 +281,7 @@ RULES: dict[str, RuleInfo] = {
     r.name: r
     for r in [
         RuleInfo("lrtool", lrtool_constant, "constant LR: ~5x below the smoothed minimum"),
-        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak: ~2x below the minimum"),
+        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak: ~1.25x below the minimum"),
         RuleInfo("steepest", steepest, "steepest descent in log-LR space"),
         RuleInfo("minimum_div10", minimum_div10, "fastai minimum / 10", peer=True),
         RuleInfo("valley", valley, "fastai valley (its default)", peer=True),
@@ -335,7 +355,7 @@ def recommend(
     min_lr = 10 ** features.log_lrs[features.i_min]
     reason = (
         f"the smoothed loss is lowest at {min_lr:.3g} and rises after it; "
-        f"constant LR ~5x below, 1cycle peak ~2x below"
+        f"constant LR ~5x below, 1cycle peak ~1.25x below"
     )
     warnings = []
     if features.i_min >= len(features.log_lrs) - 2:

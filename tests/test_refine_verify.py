@@ -1,0 +1,160 @@
+"""The second, denser sweep (refine) and the short trainings around a suggestion (verify)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lrtool.finder import find_lr, refine_range
+from lrtool.suggest import refinement_reason
+from lrtool.verify import candidate_lrs, verify_lr
+from tests.conftest import invoke
+from tests.test_finder import make_problem
+
+
+def curve(drop: float, n: int = 100, noise: float = 0.0):
+    """A range-test-like curve over 1e-6..1 whose loss falls by ``drop`` then shoots up."""
+    lrs = np.logspace(-6, 0, n)
+    x = np.linspace(0, 1, n)
+    losses = 1 - drop * np.clip((x - 0.4) / 0.4, 0, 1) + 5 * np.clip(x - 0.85, 0, None) ** 2
+    rng = np.random.default_rng(0)
+    return list(lrs), list(losses + noise * rng.standard_normal(n))
+
+
+def test_refinement_reason_for_weak_and_strong_curves():
+    assert refinement_reason(*curve(0.6)) is None
+    assert "fell by only" in refinement_reason(*curve(0.1))
+    assert refinement_reason(*curve(0.0)) is not None  # never decreased
+
+
+def state(model: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_refine_runs_a_denser_second_sweep_below_the_divergence():
+    model, loader = make_problem()
+    before = state(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-7, steps=60, refine=True)
+    first = r.coarse
+    assert first is not None and r.refined_because
+    assert r.steps_total == r.steps_run + first.steps_run
+    low, high = refine_range(first)
+    assert (r.start_lr, r.end_lr) == (low, high)
+    assert math.log10(high / low) == pytest.approx(3.5) or low == first.start_lr
+    assert high <= first.end_lr and r.lrs[0] == low
+    # the second sweep is denser: more steps per decade than the first
+    assert r.steps_requested / math.log10(high / low) > first.steps_requested / math.log10(
+        first.end_lr / first.start_lr
+    )
+    assert all(torch.equal(a, b) for a, b in zip(before, state(model), strict=True))
+
+
+def test_refine_false_never_refines_and_auto_skips_a_strong_curve():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    never = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=60, refine=False)
+    assert never.coarse is None and never.steps_total == never.steps_run
+    auto = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=60)  # the loss falls ~60%
+    assert refinement_reason(auto.lrs, auto.losses) is None
+    assert auto.coarse is None and auto.lrs == never.lrs
+
+
+def test_auto_refines_a_slow_starter():
+    """Plain SGD on a sigmoid MLP learns slowly: 40 steps over 8 decades show a shallow curve."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(512, 8, generator=g)
+    y = (x[:, :2].sum(1) > 0).long()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.Sigmoid(), nn.Linear(32, 2))
+    loader = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 512, 32)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-7, end_lr=10, steps=40)
+    assert r.coarse is not None
+    assert r.refined_because == refinement_reason(r.coarse.lrs, r.coarse.losses)
+    assert "fell by only" in r.refined_because
+
+
+def test_refine_argument_is_checked():
+    model, loader = make_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(Exception, match="refine"):
+        find_lr(model, opt, loader, nn.CrossEntropyLoss(), refine="sometimes")
+
+
+def test_candidates_are_decades_around_the_suggestion():
+    assert candidate_lrs(0.1) == pytest.approx([0.1 / 10**0.5, 0.1, 0.1 * 10**0.5])
+    assert candidate_lrs(1.0, (0.0, -1.0)) == pytest.approx([0.1, 1.0])
+
+
+def test_verify_keeps_the_lowest_loss_and_restores_the_model():
+    model, loader = make_problem()
+    before = state(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    val = loader[:2]
+    checked = verify_lr(
+        model, opt, loader, nn.CrossEntropyLoss(), lr=0.05, onecycle_max_lr=0.2, steps=20,
+        offsets=(-2.0, 0.0, 3.0), val_loader=val,
+    )  # fmt: skip
+    assert checked.steps_spent == sum(c.steps for c in checked.candidates)
+    for use, kept in (("constant", checked.lr), ("onecycle", checked.onecycle_max_lr)):
+        tried = [c for c in checked.candidates if c.use == use]
+        assert len(tried) == 3
+        finite = [c for c in tried if math.isfinite(c.score)]
+        assert kept == min(finite, key=lambda c: c.score).lr
+    # 0.05 * 1000 = 50 diverges with momentum 0.9: it is never kept
+    huge = [c for c in checked.candidates if c.use == "constant" and c.lr > 10]
+    assert huge and (math.isnan(huge[0].score) or huge[0].lr != checked.lr)
+    assert all(torch.equal(a, b) for a, b in zip(before, state(model), strict=True))
+    assert sum(r["kept"] for r in checked.rows()) == 2
+
+
+def test_verify_scores_the_same_batches_for_every_candidate():
+    from lrtool.data import TensorBatches
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 4, generator=g), torch.randint(0, 2, (128,), generator=g)
+    batches = TensorBatches(x, y, 16, seed=3)
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    twice = verify_lr(
+        model, opt, batches, nn.CrossEntropyLoss(), lr=0.1, steps=10, offsets=(0.0, 0.0)
+    )
+    assert twice.candidates[0].score == twice.candidates[1].score
+    again = verify_lr(model, opt, batches, nn.CrossEntropyLoss(), lr=0.1, steps=10, offsets=(0.0,))
+    assert again.candidates[0].score == twice.candidates[0].score  # the loader is left as found
+
+
+def test_cli_find_verify_and_refine_write_their_files(tiny_config, tmp_path):
+    out = tmp_path / "r"
+    result = invoke(
+        "find", tiny_config, "--out", out, "--refine", "--verify", "--verify-steps", "10",
+        "--no-plot",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "refined:" in result.stdout and "Verify" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rule"] == "lrtool --verify"
+    assert summary["refined"]["first_sweep_steps"] > 0
+    kept = [c for c in summary["verify"]["candidates"] if c["kept"]]
+    assert {c["use"] for c in kept} == {"constant", "onecycle"}
+    assert summary["lr"] == next(c["lr"] for c in kept if c["use"] == "constant")
+    assert summary["steps_total"] == (
+        summary["steps_run"] + summary["refined"]["first_sweep_steps"] + 60
+    )
+    lines = (out / "verify.csv").read_text().splitlines()
+    assert lines[0] == "use,lr,score,steps,kept" and len(lines) == 7
+    assert (out / "range_test_first_sweep.csv").read_text().startswith("step,lr,loss")
+
+
+def test_cli_no_refine_writes_no_first_sweep(tiny_config, tmp_path):
+    out = tmp_path / "n"
+    result = invoke("find", tiny_config, "--out", out, "--no-refine", "-q")
+    assert result.exit_code == 0, result.output
+    assert not (out / "range_test_first_sweep.csv").exists()
+    assert json.loads((out / "summary.json").read_text())["refined"] is None

@@ -118,6 +118,7 @@ def range_test_curve(name: str, seed: int) -> dict[str, Any]:
     model, batches, xv, yv = _setup(task, seed)
     optimizer = task.make_optimizer(model.parameters(), 1e-3)
     result = find_lr(model, optimizer, batches, task.loss_fn())
+    single = find_lr(model, optimizer, batches, task.loss_fn(), refine=False)  # the ablation
     checked = verify_lr(
         model,
         optimizer,
@@ -134,6 +135,8 @@ def range_test_curve(name: str, seed: int) -> dict[str, Any]:
         "smoothed": result.smoothed,
         "steps": result.steps_total,
         "verified": {"constant": checked.lr, "onecycle": checked.onecycle_max_lr},
+        "one_sweep": {"constant": single.lr, "onecycle": single.onecycle_max_lr},
+        "one_sweep_steps": single.steps_total,
         "verify_steps": checked.steps_spent,
     }
 
@@ -188,6 +191,7 @@ def suggestions(curve: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {
         "lrtool": {"constant": rec.lr, "onecycle": rec.onecycle_max_lr},
         "lrtool --verify": curve["verified"],
+        "lrtool --no-refine": curve["one_sweep"],
     }
     for name, info in RULES.items():
         if info.peer:
@@ -304,12 +308,18 @@ def evaluate(
                         "best_val_loss": best,
                         "untrained_val_loss": untrained,
                         "regret": regret(value, best, untrained),
-                        "extra_steps": curve["steps"]
-                        + (curve["verify_steps"] if rule == "lrtool --verify" else 0),
+                        "extra_steps": _extra_steps(rule, curve),
                     }
                 )
     grid_steps = {n: len(GRID) * TASKS[n].steps for n in names}
     return {"rows": rows, "grid_steps": grid_steps}
+
+
+def _extra_steps(rule: str, curve: dict[str, Any]) -> int:
+    """Training steps a rule's answer cost beyond the training itself."""
+    if rule == "lrtool --no-refine":
+        return curve["one_sweep_steps"]
+    return curve["steps"] + (curve["verify_steps"] if rule == "lrtool --verify" else 0)
 
 
 def summarise(rows: list[dict[str, Any]], subset: str = "all") -> list[dict[str, Any]]:

@@ -349,7 +349,7 @@ def _render_find(result: Any, folder: Path, quiet: bool, no_plot: bool) -> None:
         markup=False,
     )
     if not quiet:
-        out.print(f"why: {rec.reason}", markup=False)
+        out.print(f"why ({rec.rule}): {rec.reason}", markup=False)
         out.print(f"results: {folder}/range_test.csv, {folder}/summary.json", markup=False)
 
 

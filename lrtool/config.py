@@ -134,6 +134,24 @@ class ScheduleConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = "constant"
 
+    @model_validator(mode="after")
+    def _known(self) -> ScheduleConfig:
+        from lrtool.errors import LrtoolError, closest
+        from lrtool.schedules import get_spec
+
+        try:
+            spec = get_spec(self.name)
+        except LrtoolError as exc:
+            raise ValueError(f"train.schedule.name: {exc.message}") from None
+        known = spec.param_names
+        for key in self.model_extra or {}:
+            if key not in known:
+                raise ValueError(
+                    f"train.schedule.{key}: schedule '{self.name}' has no parameter "
+                    f"'{key}'{closest(key, known)}"
+                )
+        return self
+
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 

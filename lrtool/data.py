@@ -158,15 +158,17 @@ def _read_csv(
     if non_numeric:
         raise LrtoolError(
             f"data.features: non-numeric feature columns in {path.name}: "
-            f"{', '.join(non_numeric[:5])} (encode them as numbers or leave them out with "
-            f"data.features)"
+            f"{', '.join(repr(c) for c in non_numeric[:5])} (encode them as numbers or leave "
+            f"them out with data.features)"
         )
     nan_cols = [c for c in feature_cols + [target] if frame[c].isna().any()]
     if nan_cols:
-        count = int(frame[nan_cols].isna().any(axis=1).sum())
+        bad_rows = frame[nan_cols].isna().any(axis=1)
+        count, first = int(bad_rows.sum()), int(bad_rows.to_numpy().argmax()) + 2  # 1 = header
         raise LrtoolError(
-            f"data.path: {count} row(s) of {path.name} have empty or NaN cells in "
-            f"{', '.join(nan_cols[:5])}; fill or drop them first"
+            f"data.path: {count} row(s) of {path.name} have empty or NaN cells (first at line "
+            f"{first}) in column(s) {', '.join(repr(c) for c in nan_cols[:5])}; fill or drop "
+            f"them first"
         )
     inputs = torch.tensor(x.to_numpy(dtype="float64"), dtype=torch.float32)
     y = frame[target]

@@ -111,10 +111,7 @@ def _load(
     from lrtool import config as cfg
 
     if config is None:
-        import yaml
-
-        data = yaml.load(cfg.default_config_text(), Loader=cfg._Loader)  # noqa: S506
-        loaded, source, base = cfg.parse_config(data, "quickstart (embedded)"), "quickstart", None
+        loaded, source, base = cfg.default_config(), "quickstart", None
     else:
         loaded, source, base = cfg.load_config(config), str(config), config.resolve().parent
     if device is not None and device not in ("auto", "cpu", "cuda", "mps"):
@@ -557,10 +554,10 @@ def train(
         raise typer.Exit(INTERRUPTED_EXIT)
     if as_json:
         typer.echo(res.json_text(summary), nl=False)
-        return
-    _render_train(result, summary, folder, quiet, no_plot)
+    else:
+        _render_train(result, summary, folder, quiet, no_plot)
     if result.stop_reason.startswith("non-finite"):
-        raise typer.Exit(1)
+        raise typer.Exit(1)  # a diverged training run fails a CI job; its results are kept
 
 
 def _train_overrides(loaded: Any, steps: int | None, source: str) -> Any:
@@ -681,13 +678,22 @@ def compare(
         runs.append((label, name, full))
     err = _stderr()
     show = not (quiet or as_json) and sys.stderr.isatty()
-    results = compare_runs(
-        loaded,
-        runs,
-        base,
-        jobs,
-        (lambda label: err.print(f"training {label} ...")) if show else None,
-    )
+    from lrtool.runs import CompareInterrupted
+
+    interrupted = False
+    try:
+        results = compare_runs(
+            loaded,
+            runs,
+            base,
+            jobs,
+            (lambda label: err.print(f"training {label} ...")) if show else None,
+        )
+    except CompareInterrupted as stop:
+        results, interrupted = stop.results, True
+    if not results:
+        err.print(f"interrupted before any run finished; nothing written to {folder}")
+        raise typer.Exit(INTERRUPTED_EXIT)
     rows, used_target = compare_summary_rows(results, target)
     eval_rows = [{"schedule": r.label, **e} for r in results for e in r.evals]
     from lrtool.trainer import EVAL_COLUMNS
@@ -703,6 +709,8 @@ def compare(
         "winner": next((r["run"] for r in rows if r.get("winner")), None),
         "range_test": {"lr": found.lr, "onecycle_max_lr": found.onecycle_max_lr} if found else None,
         "jobs": jobs,
+        "interrupted": interrupted,
+        "runs_not_done": [label for label, _, _ in runs if label not in {r.label for r in results}],
         "output_folder": str(folder),
         "config_echo": loaded.model_dump(mode="json"),
         "versions": res.versions(),
@@ -710,6 +718,9 @@ def compare(
     res.write_json(folder / "summary.json", summary)
     if png is not None:
         _write_png("compare", png, force, results=results)
+    if interrupted:
+        err.print(f"interrupted: partial results ({len(results)} of {len(runs)} runs) in {folder}")
+        raise typer.Exit(INTERRUPTED_EXIT)
     if as_json:
         typer.echo(res.json_text(summary), nl=False)
         return

@@ -296,6 +296,11 @@ def default_config_text() -> str:
     return resources.files("lrtool").joinpath("quickstart.yaml").read_text(encoding="utf-8")
 
 
+def default_config() -> Config:
+    """The embedded default config, parsed like any file (safe loader)."""
+    return parse_config(yaml.load(default_config_text(), Loader=_Loader), "quickstart (embedded)")  # noqa: S506
+
+
 def apply_overrides(config: Config, section: str, values: dict[str, Any], source: str) -> Config:
     """Return ``config`` with CLI flag values (those not None) set in ``section``, re-validated."""
     data = config.model_dump()

@@ -6,6 +6,7 @@ result objects and write nothing.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -245,6 +246,8 @@ def compare_runs(
     """
     import torch
 
+    from lrtool.trainer import TrainInterrupted
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -253,16 +256,52 @@ def compare_runs(
             for label, name, params in runs:
                 if progress:
                     progress(label)
-                results.append(train_from_config(config, name, params, base_dir, label=label))
+                try:
+                    results.append(train_from_config(config, name, params, base_dir, label=label))
+                except TrainInterrupted as stop:
+                    results.append(stop.result)
+                    raise CompareInterrupted(results) from None
             return results
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        payload = [(config.model_dump(), n, p, base_dir, label, 1) for label, n, p in runs]
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            return list(pool.map(_train_job, payload))
+        return _compare_in_workers(config, runs, base_dir, jobs)
     finally:
         torch.set_num_threads(threads)
+
+
+class CompareInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``lrtool compare``: the runs finished so far, and the partial one."""
+
+    def __init__(self, results: list) -> None:
+        super().__init__("compare interrupted")
+        self.results = results
+
+
+def _compare_in_workers(
+    config: Config, runs: list[tuple[str, str, dict]], base_dir: Path | None, jobs: int
+) -> list:
+    import multiprocessing as mp
+    import os
+    import signal
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    payload = [(config.model_dump(), n, p, base_dir, label, 1) for label, n, p in runs]
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    futures = [pool.submit(_train_job, item) for item in payload]
+    try:
+        results = [f.result() for f in futures]
+    except KeyboardInterrupt:
+        # Runs that have not started are dropped; running ones are told to stop, and return
+        # what they trained (a worker turns SIGINT into its partial result).
+        for f in futures:
+            f.cancel()
+        for pid in list(getattr(pool, "_processes", {}) or {}):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+        wait(futures, timeout=20)
+        done = [f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()]
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise CompareInterrupted(done) from None
+    pool.shutdown()
+    return results
 
 
 def compare_summary_rows(results: list, target: float | None) -> tuple[list[dict], float | None]:

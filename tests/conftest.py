@@ -47,12 +47,14 @@ def invoke(*args: str):
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def interrupt_run(command: str, config: Path, out: Path, cwd: Path) -> tuple[int, str]:
+def interrupt_run(
+    command: str, config: Path, out: Path, cwd: Path, *extra: str, wait_s: float = 3
+) -> tuple[int, str]:
     """Start `python -m lrtool COMMAND CONFIG --out OUT` in a real process, wait until its
     output folder exists and it has trained a while, send SIGINT; (exit code, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lrtool", command, str(config), "--out", str(out), "-q"],
+        [sys.executable, "-m", "lrtool", command, str(config), "--out", str(out), "-q", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -61,7 +63,7 @@ def interrupt_run(command: str, config: Path, out: Path, cwd: Path) -> tuple[int
     deadline = time.time() + 60
     while time.time() < deadline and not out.exists():
         time.sleep(0.2)
-    time.sleep(3)
+    time.sleep(wait_s)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err.decode()

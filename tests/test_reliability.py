@@ -1,0 +1,293 @@
+"""Reliability: divergence, interrupts, atomic writes, determinism and security, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from lrtool import results as res
+from lrtool.errors import LrtoolError
+from tests.conftest import TINY, interrupt_run, invoke, write_config
+
+# A model whose loss turns NaN (or Inf) after a given number of forward passes in training mode.
+NAN_MODEL = """
+import torch
+from torch import nn
+
+
+class Poisoned(nn.Module):
+    def __init__(self, n_features, n_outputs, after, value):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+        self.after, self.value, self.calls = after, value, 0
+
+    def forward(self, x):
+        out = self.linear(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.after:
+                out = out * float(self.value)
+        return out
+
+
+def build(n_features, n_outputs, after=0, value="nan"):
+    return Poisoned(n_features, n_outputs, after, value)
+"""
+
+
+def poisoned_config(tmp_path: Path, after: int, value: str = "nan") -> Path:
+    (tmp_path / "poison.py").write_text(NAN_MODEL)
+    return write_config(
+        tmp_path,
+        f"""
+        seed: 0
+        device: cpu
+        data: {{source: synthetic, n_samples: 256, n_features: 8, n_classes: 3, batch_size: 32}}
+        model: {{name: import, function: "poison:build", kwargs: {{after: {after}, value: {value}}}}}
+        optimizer: {{name: sgd, lr: 0.05}}
+        find: {{start_lr: 1.0e-4, end_lr: 1, steps: 30, refine: false}}
+        train: {{steps: 30, eval_every: 10, schedule: {{name: constant, lr: 0.05}}}}
+        """,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Divergence: NaN or Inf at the first step, in the middle, after the minimum
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("after", "value"), [(0, "nan"), (12, "inf"), (25, "nan")])
+def test_find_stops_on_a_non_finite_loss_and_keeps_the_curve(tmp_path, monkeypatch, after, value):
+    monkeypatch.chdir(tmp_path)
+    cfg = poisoned_config(tmp_path, after, value)
+    out = tmp_path / "f"
+    result = invoke("find", cfg, "--out", out, "--no-plot")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps_run"] == after + 1  # the steps before it, and the bad one
+    assert "non-finite loss" in summary["stop_reason"]
+    rows = (out / "range_test.csv").read_text().splitlines()
+    assert len(rows) == after + 2 and rows[-1].split(",")[2] in ("nan", "inf")
+    assert "non-finite loss" in result.stdout
+    assert result.exit_code == 0  # a diverged sweep is a result, not an error
+
+
+@pytest.mark.parametrize(("after", "value"), [(0, "nan"), (12, "inf"), (25, "nan")])
+def test_train_stops_on_a_non_finite_loss_and_keeps_the_steps(tmp_path, monkeypatch, after, value):
+    monkeypatch.chdir(tmp_path)
+    cfg = poisoned_config(tmp_path, after, value)
+    out = tmp_path / "t"
+    result = invoke("train", cfg, "--out", out, "-q")
+    assert result.exit_code == 1, result.output  # a diverged training run fails, results kept
+    assert result.stderr.startswith("stopped: non-finite loss")
+    summary = json.loads((out / "summary.json").read_text())
+    assert "non-finite loss" in summary["stop_reason"] and f"step {after}" in summary["stop_reason"]
+    rows = (out / "train.csv").read_text().splitlines()
+    assert len(rows) - 1 == summary["steps_run"] == after + 1
+
+
+def test_compare_records_which_runs_diverged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = poisoned_config(tmp_path, 12, "inf")
+    out = tmp_path / "c"
+    result = invoke("compare", cfg, "--out", out, "--schedules", "constant,onecycle", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert all("non-finite loss" in run["stop_reason"] for run in summary["runs"])
+    steps = {line.split(",")[1] for line in (out / "compare.csv").read_text().splitlines()[1:]}
+    assert "0" in steps and "10" in steps  # the evaluations before the divergence are kept
+
+
+# ------------------------------------------------------------------------------------------
+# Interrupts
+# ------------------------------------------------------------------------------------------
+
+SLOW = (
+    "data: {source: synthetic, n_samples: 20000, n_features: 200, batch_size: 2000}\n"
+    "model: {name: mlp, hidden: [512, 512]}\n"
+    "train: {steps: 1000000, eval_every: 1000000, schedule: {name: constant, lr: 1.0e-4}}\n"
+)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_compare_sigint_writes_partial_results_and_exits_130(tmp_path, jobs):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(SLOW)
+    out = tmp_path / "run"
+    code, err = interrupt_run(
+        "compare", cfg, out, tmp_path, "--schedules", "constant,cosine", "--jobs", jobs,
+        wait_s=6 if jobs == "2" else 3,
+    )  # fmt: skip
+    assert code == 130, err
+    assert "interrupted" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    done = [r["run"] for r in summary["runs"]]
+    assert done and set(done) | set(summary["runs_not_done"]) == {"constant", "cosine"}
+    assert all(r["stop_reason"].startswith("interrupted") for r in summary["runs"])
+    rows = (out / "compare.csv").read_text().splitlines()
+    assert rows[0].startswith("schedule,step") and len(rows) >= 2  # the step-0 evaluation
+
+
+# ------------------------------------------------------------------------------------------
+# Atomic writes
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "range_test.csv"
+    target.write_text("old complete content\n")
+    real_fdopen = os.fdopen
+
+    class HalfWriter:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, text):
+            self.handle.write(text[: len(text) // 2])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(res.os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
+    rows = [{"step": i, "lr": 0.1, "loss": 1.0, "smoothed_loss": 1.0} for i in range(1000)]
+    with pytest.raises(OSError):
+        res.write_csv(target, res.RANGE_TEST_COLUMNS, rows)
+    assert target.read_text() == "old complete content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["range_test.csv"]
+
+
+def test_a_crash_before_the_rename_leaves_no_result(tmp_path, monkeypatch):
+    def crash(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(res.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        res.write_json(tmp_path / "summary.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_results_are_never_half_written_by_a_cli_run(tiny_config, tmp_path, monkeypatch):
+    """A failure while writing summary.json: the CSV written before it is complete."""
+    real = res.write_json
+
+    def failing(path, data):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(res, "write_json", failing)
+    out = tmp_path / "r"
+    result = invoke("find", tiny_config, "--out", out, "-q")
+    monkeypatch.setattr(res, "write_json", real)
+    assert result.exit_code != 0
+    assert not (out / "summary.json").exists()
+    lines = (out / "range_test.csv").read_text().splitlines()
+    assert all(len(line.split(",")) == 4 for line in lines)
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------------------------
+# Determinism: the same config and seed give byte-identical files
+# ------------------------------------------------------------------------------------------
+
+
+def test_find_train_and_compare_are_byte_identical_across_runs(tiny_config, tmp_path):
+    files = {
+        "find": ["range_test.csv"],
+        "train": ["train.csv", "eval.csv"],
+        "compare": ["compare.csv"],
+    }
+    for command, names in files.items():
+        extra = ["--schedules", "constant,onecycle,cosine"] if command == "compare" else []
+        for run in ("a", "b"):
+            result = invoke(command, tiny_config, "--out", tmp_path / command / run, "-q", *extra)
+            assert result.exit_code == 0, result.output
+        for name in names:
+            a = (tmp_path / command / "a" / name).read_bytes()
+            assert a == (tmp_path / command / "b" / name).read_bytes(), f"{command} {name}"
+            assert len(a.splitlines()) > 2
+
+
+def test_compare_jobs_do_not_change_the_numbers(tiny_config, tmp_path):
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        result = invoke(
+            "compare", tiny_config, "--out", out, "-q", "--schedules", "constant,cosine",
+            "--jobs", jobs,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "1" / "compare.csv").read_bytes() == (
+        tmp_path / "2" / "compare.csv"
+    ).read_bytes()
+
+
+def test_a_different_seed_gives_a_different_curve(tiny_config, tmp_path):
+    invoke("find", tiny_config, "--out", tmp_path / "a", "-q")
+    invoke("find", tiny_config, "--out", tmp_path / "b", "-q", "--seed", "1")
+    a = (tmp_path / "a" / "range_test.csv").read_bytes()
+    assert a != (tmp_path / "b" / "range_test.csv").read_bytes()
+
+
+# ------------------------------------------------------------------------------------------
+# Security
+# ------------------------------------------------------------------------------------------
+
+
+def test_yaml_cannot_build_python_objects(tmp_path):
+    marker = tmp_path / "pwned"
+    cfg = write_config(
+        tmp_path,
+        f'seed: !!python/object/apply:os.system ["touch {marker}"]\n',
+    )
+    result = invoke("find", cfg, "--out", tmp_path / "o")
+    assert result.exit_code == 2
+    assert not marker.exists()
+    assert "Traceback" not in result.output
+
+
+def test_result_names_cannot_escape_the_output_folder(tmp_path):
+    folder = tmp_path / "run"
+    for name in ("../outside.csv", "/etc/passwd", "sub/../../x.csv"):
+        with pytest.raises(LrtoolError):
+            res.prepare_folder(folder, [name], force=True)
+    assert not (tmp_path / "outside.csv").exists()
+
+
+def test_no_pickle_loading_and_only_the_safe_yaml_loader():
+    import re
+
+    import yaml
+
+    from lrtool import config
+
+    assert issubclass(config._Loader, yaml.SafeLoader)
+    package = Path(__file__).resolve().parents[1] / "lrtool"
+    for source in package.rglob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        assert "pickle.load" not in text, source
+        assert "torch.load(" not in text or "weights_only=True" in text, source
+        assert "unsafe_load" not in text and "yaml.Loader" not in text, source
+        for call in re.findall(r"yaml\.load\((.*)", text):
+            assert "Loader=_Loader" in call, (source, call)
+
+
+def test_config_code_runs_only_through_import_paths(tmp_path, monkeypatch):
+    """A config can name a module to import, and nothing else executes code."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sidefx.py").write_text(
+        "import pathlib\npathlib.Path('imported').write_text('x')\n"
+        "def build(n_features, n_outputs):\n    import torch\n"
+        "    return torch.nn.Linear(n_features, n_outputs)\n"
+    )
+    text = TINY.replace(
+        "model: {name: mlp, hidden: [16]}", 'model: {name: import, function: "sidefx:build"}'
+    )
+    cfg = write_config(tmp_path, text)
+    result = invoke("find", cfg, "--out", tmp_path / "o", "-q")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "imported").exists()  # documented: import paths run the module

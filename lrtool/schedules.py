@@ -784,7 +784,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             (_LR, _T_OPT),
             "warmup_start_lr -> lr linearly over warmup_steps, then lr",
             "HF constant_with_warmup",
-            derived={"warmup_steps": lambda T: max(1, T // 10)},
+            derived={"warmup_steps": lambda T: max(1, T // 10) if T > 1 else 0},
             doc=(
                 "A linear warm-up from ``warmup_start_lr`` to ``lr`` over ``warmup_steps``\n"
                 "(default 10% of T), then ``lr``: Hugging Face ``constant_with_warmup``. Every\n"

@@ -150,7 +150,8 @@ def _below_minimum(lrs: Sequence[float], losses: Sequence[float], decades: float
     target = f.log_lrs[f.i_min] - decades
     # Never below where the loss started to fall fast: the steepest point is a floor.
     floor = min(f.log_lrs[f.i_steepest], f.log_lrs[f.i_min])
-    return float(10 ** max(target, floor - 0.5))
+    # Never below the sweep either: the curve says nothing about LRs it did not try.
+    return max(float(10 ** max(target, floor - 0.5)), float(lrs[0]))
 
 
 def lrtool_constant(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
@@ -362,6 +363,10 @@ def recommend(
         warnings.append(
             "the loss was still falling at the end of the sweep: raise find.end_lr "
             "(the suggestion may be too low)"
+        )
+    if lr is not None and lr <= lrs[0] * (1 + 1e-9):
+        warnings.append(
+            "the suggestion is the first LR of the sweep: lower find.start_lr to see below it"
         )
     if confidence == "low":
         warnings.append("the rules disagree by more than a decade: try --repeats 3 or more steps")

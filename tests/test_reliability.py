@@ -291,3 +291,69 @@ def test_config_code_runs_only_through_import_paths(tmp_path, monkeypatch):
     result = invoke("find", cfg, "--out", tmp_path / "o", "-q")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "imported").exists()  # documented: import paths run the module
+
+
+# ------------------------------------------------------------------------------------------
+# CI smoke runs: every exit path of find --smoke
+# ------------------------------------------------------------------------------------------
+
+
+def test_smoke_fails_when_the_loss_diverges_at_the_very_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = poisoned_config(tmp_path, 0, "nan")
+    result = invoke("find", cfg, "--out", tmp_path / "s", "--smoke")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("smoke: FAIL: the loss diverged at the very start")
+    assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_smoke_fails_when_the_curve_cannot_support_a_suggestion(tmp_path):
+    cfg = write_config(
+        tmp_path,
+        """
+        data: {source: synthetic, n_samples: 128, n_features: 4, batch_size: 32}
+        find: {start_lr: 1.0e-9, end_lr: 1.0e-8, steps: 20}
+        """,
+    )
+    result = invoke("find", cfg, "--out", tmp_path / "s", "--smoke")
+    assert result.exit_code == 1 and result.stdout.startswith("smoke: FAIL")
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["smoke"]["ok"] is False and summary["lr"] is None
+
+
+def test_smoke_passes_inside_the_expected_range_with_json(tiny_config, tmp_path):
+    result = invoke(
+        "find", tiny_config, "--out", tmp_path / "s", "--smoke", "--expect-lr", "1e-6:100", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # --json: nothing but the summary on stdout
+    assert data["smoke"]["ok"] is True and "within 1e-06:100" in data["smoke"]["verdict"]
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_png_of_train_and_compare(tiny_config, tmp_path, command):
+    from tests.test_docs import png_size
+
+    png = tmp_path / f"{command}.png"
+    extra = ["--schedules", "constant,cosine"] if command == "compare" else []
+    result = invoke(command, tiny_config, "--out", tmp_path / "o", "-q", "--png", png, *extra)
+    assert result.exit_code == 0, result.output
+    assert png_size(png) == (800, 500)
+
+
+def test_png_without_matplotlib_names_the_extra(tiny_config, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out = tmp_path / "o"
+    result = invoke("find", tiny_config, "--out", out, "--png", tmp_path / "c.png")
+    assert result.exit_code == 1
+    assert "pip install 'lrtool[png]'" in result.stderr
+    assert not out.exists() or not any(out.iterdir())  # checked before any work

@@ -11,6 +11,7 @@ from torch import nn
 
 from lrtool.config import Config, OptimizerConfig
 from lrtool.data import DataBundle, TensorBatches, load_data
+from lrtool.distributed import DistContext
 from lrtool.errors import LrtoolError, usage_error
 from lrtool.models import build_model
 
@@ -82,13 +83,20 @@ class Setup:
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
     device: torch.device
+    dist: DistContext | None = None  # set under torchrun
 
     def fresh_train_batches(self) -> Iterable:
         """Training batches in the config's seeded order, from the first pass."""
         train = self.data.train
         if isinstance(train, TensorBatches):
             return TensorBatches(
-                train.inputs, train.targets, train.batch_size, train.shuffle, train.seed
+                train.inputs,
+                train.targets,
+                train.batch_size,
+                train.shuffle,
+                train.seed,
+                train.rank,
+                train.world_size,
             )
         return train
 
@@ -96,19 +104,55 @@ class Setup:
         return build_optimizer(self.config.optimizer, self.model.parameters(), lr)
 
 
-def build(config: Config, base_dir: Path | None = None, data: DataBundle | None = None) -> Setup:
-    """Seed, then build data (unless given), model, loss and optimizer on the chosen device."""
+def build(
+    config: Config,
+    base_dir: Path | None = None,
+    data: DataBundle | None = None,
+    dist: DistContext | None = None,
+) -> Setup:
+    """Seed, then build data (unless given), model, loss and optimizer on the chosen device.
+
+    Under torchrun (``dist``), every rank builds the same model from the seed, wraps it in
+    DistributedDataParallel and reads its shard of each global batch.
+    """
     device = resolve_device(config.device)
+    if dist is not None and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
     torch.manual_seed(config.seed)
     data = data or load_data(config.data, config.seed, config.loss, base_dir)
+    if dist is not None:
+        data.train = shard(data.train, dist, config.seed)
     torch.manual_seed(config.seed)
     model = build_model(config.model, data, base_dir).to(device)
     if isinstance(data.train, TensorBatches) and device.type != "cpu":
         data.train = data.train.to(device)
         data.val = data.val.to(device) if data.val is not None else None
+    if dist is not None:
+        from lrtool.distributed import wrap_model
+
+        model = wrap_model(model, dist, device)
     loss_fn = build_loss(config.loss, data.task)
     optimizer = build_optimizer(config.optimizer, model.parameters())
-    return Setup(config, data, model, loss_fn, optimizer, device)
+    return Setup(config, data, model, loss_fn, optimizer, device, dist)
+
+
+def shard(train: Iterable, dist: DistContext, seed: int) -> Iterable:
+    """This rank's share of every global batch (``data.batch_size`` is the global batch)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from lrtool.distributed import shard_batch_size
+
+    if isinstance(train, TensorBatches):
+        shard_batch_size(train.batch_size, dist.world_size)
+        train.rank, train.world_size = dist.rank, dist.world_size
+        return train
+    if isinstance(train, DataLoader) and train.batch_size is not None:
+        per_rank = shard_batch_size(train.batch_size, dist.world_size)
+        sampler = DistributedSampler(
+            train.dataset, dist.world_size, dist.rank, shuffle=True, seed=seed, drop_last=True
+        )
+        return DataLoader(train.dataset, batch_size=per_rank, sampler=sampler, drop_last=True)
+    raise LrtoolError("under torchrun, the training data must be a batched dataset")
 
 
 def check_batch(setup: Setup) -> None:

@@ -8,6 +8,7 @@ printed as one line on stderr with its exit code; ``--debug`` shows the tracebac
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,15 +49,61 @@ def handle_errors(fn: F) -> F:
         except LrtoolError as exc:
             if _state["debug"]:
                 raise
-            _stderr().print(f"error: {exc.message}", markup=False, soft_wrap=True)
+            if _is_main_rank():  # under torchrun every rank fails alike; one line is enough
+                _stderr().print(f"error: {exc.message}", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             if _state["debug"]:
                 raise
             _stderr().print("interrupted", markup=False)
             raise typer.Exit(INTERRUPTED_EXIT) from None
+        finally:
+            _finish_distributed()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def _is_main_rank() -> bool:
+    """Rank 0 under torchrun (read from the environment: no torch import needed)."""
+    return not _launched_by_torchrun() or int(os.environ["RANK"]) == 0
+
+
+def _distributed_summary(config: Any) -> dict[str, Any] | None:
+    """World size, backend and batch sizes of a torchrun run (None for one process)."""
+    if not _launched_by_torchrun():
+        return None
+    import torch.distributed as dist
+
+    world = int(os.environ["WORLD_SIZE"])
+    return {
+        "world_size": world,
+        "backend": dist.get_backend() if dist.is_initialized() else None,
+        "global_batch": config.data.batch_size,
+        "per_rank_batch": config.data.batch_size // world,
+    }
+
+
+def _say_distributed(summary: dict[str, Any]) -> None:
+    info = summary.get("distributed")
+    if info:
+        _stdout().print(
+            f"distributed: {info['world_size']} ranks ({info['backend']}), global batch "
+            f"{info['global_batch']} = {info['world_size']} x {info['per_rank_batch']}; "
+            f"the loss is the mean over ranks",
+            markup=False,
+        )
+
+
+def _finish_distributed() -> None:
+    if "lrtool.distributed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _version(value: bool) -> None:
@@ -86,6 +133,10 @@ ConfigArg = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (overrides seed).")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option("--backend", help="Under torchrun: auto (nccl on GPUs, else gloo), gloo, nccl."),
+]
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Output folder (default runs/<config>-<cmd>-<time>).")
 ]
@@ -117,6 +168,10 @@ def _load(
     if device is not None and device not in ("auto", "cpu", "cuda", "mps"):
         raise usage_error(f"--device: must be auto, cpu, cuda or mps, got {device!r}")
     loaded = cfg.apply_overrides(loaded, "", {"seed": seed, "device": device}, source)
+    if _launched_by_torchrun():  # before any folder is made
+        from lrtool.distributed import shard_batch_size
+
+        shard_batch_size(loaded.data.batch_size, int(os.environ["WORLD_SIZE"]))
     return loaded, source, base
 
 
@@ -209,6 +264,7 @@ def find(
         int | None,
         typer.Option("--verify-steps", help="Steps per --verify candidate (train.steps/2)."),
     ] = None,
+    backend: BackendOpt = "auto",
     seed: SeedOpt = None,
     device: DeviceOpt = None,
     out: OutOpt = None,
@@ -250,22 +306,29 @@ def find(
         },
         source,
     )
+    from lrtool.finder import RangeTestInterrupted
+    from lrtool.runs import find_from_config
+
+    if not _is_main_rank():  # under torchrun: train in step with rank 0, which reports
+        try:
+            find_from_config(loaded, base, None, backend)
+        except RangeTestInterrupted:
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        return
     folder = res.prepare_folder(
         res.run_folder(str(out) if out else None, _config_name(source), "find"),
         ["range_test.csv", "range_test_first_sweep.csv", "verify.csv", "summary.json"],
         force,
     )
     _check_png(png, force)
-    from lrtool.finder import RangeTestInterrupted
-    from lrtool.runs import find_from_config
-
     interrupted = False
     with _Bar("range test", not (quiet or as_json)) as bar:
         try:
-            result = find_from_config(loaded, base, bar)
+            result = find_from_config(loaded, base, bar, backend)
         except RangeTestInterrupted as stop:
             result, interrupted = stop.result, True
     summary = res.range_test_summary(result, loaded.model_dump(mode="json"), source)
+    summary["distributed"] = _distributed_summary(loaded)
     summary["output_folder"] = str(folder)
     res.write_csv(folder / "range_test.csv", res.RANGE_TEST_COLUMNS, result.rows())
     if result.coarse is not None:
@@ -288,6 +351,7 @@ def find(
     elif verdict is not None:
         typer.echo(verdict[1])
     else:
+        _say_distributed(summary)
         _render_find(result, folder, quiet, no_plot)
     if verdict is not None and not verdict[0]:
         raise typer.Exit(1)
@@ -480,6 +544,7 @@ def train(
     lr_from_find: Annotated[
         bool, typer.Option("--lr-from-find", help="Run a range test first and use its suggestion.")
     ] = False,
+    backend: BackendOpt = "auto",
     seed: SeedOpt = None,
     device: DeviceOpt = None,
     out: OutOpt = None,
@@ -503,27 +568,35 @@ def train(
     from lrtool.schedules import build_schedule, get_spec
 
     get_spec(name)
-    folder = res.prepare_folder(
-        res.run_folder(str(out) if out else None, _config_name(source), "train"),
-        ["train.csv", "eval.csv", "summary.json"],
-        force,
-    )
-    _check_png(png, force)
+    main = _is_main_rank()
+    if main:
+        folder = res.prepare_folder(
+            res.run_folder(str(out) if out else None, _config_name(source), "train"),
+            ["train.csv", "eval.csv", "summary.json"],
+            force,
+        )
+        _check_png(png, force)
     from lrtool.runs import find_from_config, schedule_params, train_from_config
     from lrtool.trainer import EVAL_COLUMNS, TRAIN_COLUMNS, TrainInterrupted
 
     found = None
-    with _Bar("range test", not (quiet or as_json)) as bar:
+    with _Bar("range test", main and not (quiet or as_json)) as bar:
         if lr_from_find and lr is None:
-            found = find_from_config(loaded, base, bar)
+            found = find_from_config(loaded, base, bar if main else None, backend)
         full = schedule_params(name, params, loaded.train.steps, lr, found)
         build_schedule(name, full)  # validate before training
         bar.relabel("training")
         interrupted = False
         try:
-            result = train_from_config(loaded, name, full, base, bar)
+            result = train_from_config(
+                loaded, name, full, base, bar if main else None, backend=backend
+            )
         except TrainInterrupted as stop:
             result, interrupted = stop.result, True
+    if not main:  # under torchrun: rank 0 reports; the others mirror its exit code
+        if interrupted:
+            raise typer.Exit(INTERRUPTED_EXIT)
+        raise typer.Exit(1 if result.stop_reason.startswith("non-finite") else 0)
     res.write_csv(folder / "train.csv", TRAIN_COLUMNS, result.step_rows())
     res.write_csv(folder / "eval.csv", EVAL_COLUMNS, result.evals)
     summary = {
@@ -540,6 +613,7 @@ def train(
         "best_val_loss": result.best_val_loss,
         "final_accuracy": result.final_accuracy,
         "wall_s": round(result.wall_s, 3),
+        "distributed": _distributed_summary(loaded),
         "output_folder": str(folder),
         "config_echo": loaded.model_dump(mode="json"),
         "versions": res.versions(),
@@ -555,6 +629,7 @@ def train(
     if as_json:
         typer.echo(res.json_text(summary), nl=False)
     else:
+        _say_distributed(summary)
         _render_train(result, summary, folder, quiet, no_plot)
     if result.stop_reason.startswith("non-finite"):
         raise typer.Exit(1)  # a diverged training run fails a CI job; its results are kept
@@ -643,6 +718,11 @@ def compare(
     from lrtool import results as res
     from lrtool.schedule_view import plan_runs
 
+    if _launched_by_torchrun():
+        raise usage_error(
+            "compare does not run under torchrun; run it as one process (--jobs N runs "
+            "schedules in parallel), or use find/train under torchrun"
+        )
     loaded, source, base = _load(config, seed, device)
     loaded = _train_overrides(loaded, steps, source)
     if target is not None and not target > 0:

@@ -42,6 +42,8 @@ class TensorBatches:
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.inputs = inputs
         self.targets = targets
@@ -49,21 +51,32 @@ class TensorBatches:
         self.shuffle = shuffle
         self.seed = seed
         self.passes = 0
+        # Under torchrun, batch_size is the global batch and this rank yields its slice of each
+        # one; a last, incomplete global batch is dropped so that every rank has as many rows.
+        self.rank = rank
+        self.world_size = world_size
 
     def __len__(self) -> int:
+        if self.world_size > 1:
+            return len(self.inputs) // self.batch_size
         return math.ceil(len(self.inputs) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, bs = len(self.inputs), self.batch_size
-        if not self.shuffle:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
+            self.passes += 1
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        if self.world_size == 1:
             for i in range(0, n, bs):
-                yield self.inputs[i : i + bs], self.targets[i : i + bs]
+                idx = order[i : i + bs]
+                yield self.inputs[idx], self.targets[idx]
             return
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
-        self.passes += 1
-        order = torch.randperm(n, generator=g)
-        for i in range(0, n, bs):
-            idx = order[i : i + bs]
+        per_rank = bs // self.world_size
+        for i in range(0, n - bs + 1, bs):
+            idx = order[i + self.rank * per_rank : i + (self.rank + 1) * per_rank]
             yield self.inputs[idx], self.targets[idx]
 
     def to(self, device: torch.device) -> TensorBatches:
@@ -74,6 +87,8 @@ class TensorBatches:
             self.batch_size,
             self.shuffle,
             self.seed,
+            self.rank,
+            self.world_size,
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lrtool.distributed import mean_over_ranks
 from lrtool.errors import LrtoolError, usage_error
 from lrtool.suggest import Recommendation, recommend, run_rules
 
@@ -471,13 +472,17 @@ class _Sweep:
             for i, lr in enumerate(ladder):
                 for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
                     group["lr"] = lr * ratio
-                train_loss = self._one_step(batches)
+                # Under DDP every rank sees the mean over ranks: the same curve, the same stop.
+                train_loss = mean_over_ranks(self._one_step(batches), self.move)
                 value = (
                     train_loss
                     if self.val_loader is None
-                    else _val_loss(
-                        model, self.val_loader, self.val_batches, self.step, self.move,
-                        self.autocast,
+                    else mean_over_ranks(
+                        _val_loss(
+                            model, self.val_loader, self.val_batches, self.step, self.move,
+                            self.autocast,
+                        ),
+                        self.move,
                     )
                 )  # fmt: skip
                 lrs.append(lr)

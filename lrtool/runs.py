@@ -24,8 +24,13 @@ from lrtool.finder import (
 from lrtool.suggest import lrtool_constant
 
 
-def prepare(config: Config, base_dir: Path | None) -> Setup:
-    setup = build(config, base_dir)
+def prepare(config: Config, base_dir: Path | None, backend: str = "auto") -> Setup:
+    """Build a config's setup; under torchrun, join the process group first."""
+    from lrtool.build import resolve_device
+    from lrtool.distributed import init_from_env
+
+    dist = init_from_env(resolve_device(config.device), backend)
+    setup = build(config, base_dir, dist=dist)
     check_batch(setup)
     return setup
 
@@ -56,10 +61,13 @@ def range_test(
 
 
 def find_from_config(
-    config: Config, base_dir: Path | None = None, progress: Progress | None = None
+    config: Config,
+    base_dir: Path | None = None,
+    progress: Progress | None = None,
+    backend: str = "auto",
 ) -> RangeTestResult:
     """``lrtool find``: one sweep, or ``find.repeats`` sweeps combined into a median curve."""
-    setup = prepare(config, base_dir)
+    setup = prepare(config, base_dir, backend)
     if config.find.repeats == 1:
         result = range_test(setup, progress)
     else:
@@ -192,13 +200,14 @@ def train_from_config(
     base_dir: Path | None = None,
     progress: Progress | None = None,
     label: str | None = None,
+    backend: str = "auto",
 ):
     """Build the config's setup and train one schedule (``params`` already complete)."""
     from lrtool.schedules import build_schedule
     from lrtool.trainer import train
 
     schedule = build_schedule(name, params)
-    setup = prepare(config, base_dir)
+    setup = prepare(config, base_dir, backend)
     return train(
         setup.model,
         setup.optimizer,

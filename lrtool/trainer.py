@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lrtool.distributed import mean_over_ranks
 from lrtool.errors import LrtoolError
 from lrtool.finder import cycle, default_step, to_device
 from lrtool.schedules import Schedule
@@ -180,7 +181,7 @@ def train(
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            value = float(loss.detach())
+            value = mean_over_ranks(float(loss.detach()), move)  # the same on every rank
             result.steps.append(t)
             result.lrs.append(lr)
             result.momentums.append(driver.current_momentum())

@@ -14,7 +14,7 @@ from lrtool.schedules import SCHEDULES, build_schedule
 from lrtool.suggest import recommend, refinement_reason, run_rules
 
 lrs_ = st.floats(1e-6, 10.0)
-totals = st.integers(1, 400)
+totals = st.integers(2, 400)  # onecycle needs two steps, as torch does
 
 # ------------------------------------------------------------------------------------------
 # Schedules

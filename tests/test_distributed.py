@@ -1,0 +1,152 @@
+"""lrtool under torchrun (2 CPU processes, gloo), and find_lr inside a user's own DDP script."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, invoke, write_config
+
+CONFIG = """
+seed: 0
+device: cpu
+data: {source: synthetic, n_samples: 512, n_features: 8, n_classes: 3, batch_size: 64,
+       val_fraction: 0.25}
+model: {name: mlp, hidden: [16]}
+optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+find: {start_lr: 1.0e-4, end_lr: 10, steps: 40, refine: false}
+train: {steps: 30, eval_every: 10, schedule: {name: onecycle, max_lr: 0.2}}
+"""
+TOLERANCE = 1e-4  # relative: the same global batch, summed in a different order
+
+
+def torchrun(nproc: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         f"--nproc_per_node={nproc}", "-m", "lrtool", *args],
+        capture_output=True, text=True, timeout=240, cwd=cwd, env=env,
+    )  # fmt: skip
+
+
+def read_column(path: Path, column: str) -> list[float]:
+    with path.open() as handle:
+        return [float(row[column]) for row in csv.DictReader(handle)]
+
+
+def test_find_under_torchrun_matches_one_process(tmp_path):
+    cfg = write_config(tmp_path, CONFIG)
+    done = torchrun(2, "find", str(cfg), "--out", str(tmp_path / "ddp"), "--no-plot", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("suggested lr:") == 1  # only rank 0 prints
+    assert "distributed: 2 ranks (gloo), global batch 64 = 2 x 32" in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml", "ddp"]  # one result set
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["distributed"] == {
+        "world_size": 2, "backend": "gloo", "global_batch": 64, "per_rank_batch": 32,
+    }  # fmt: skip
+
+    single = invoke("find", cfg, "--out", tmp_path / "one", "-q")
+    assert single.exit_code == 0, single.output
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert summary["steps_run"] == one["steps_run"]  # the same stop step
+    ddp_losses = read_column(tmp_path / "ddp" / "range_test.csv", "loss")
+    one_losses = read_column(tmp_path / "one" / "range_test.csv", "loss")
+    assert ddp_losses == pytest.approx(one_losses, rel=TOLERANCE)
+    assert summary["lr"] == pytest.approx(one["lr"], rel=TOLERANCE)
+
+
+def test_train_under_torchrun_matches_one_process(tmp_path):
+    cfg = write_config(tmp_path, CONFIG)
+    done = torchrun(2, "train", str(cfg), "--out", str(tmp_path / "ddp"), "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [
+        "eval.csv", "summary.json", "train.csv",
+    ]  # fmt: skip
+    invoke("train", cfg, "--out", tmp_path / "one", "-q")
+    ddp = read_column(tmp_path / "ddp" / "train.csv", "train_loss")
+    one = read_column(tmp_path / "one" / "train.csv", "train_loss")
+    assert len(ddp) == len(one) == 30
+    assert ddp == pytest.approx(one, rel=TOLERANCE)
+    ddp_val = read_column(tmp_path / "ddp" / "eval.csv", "val_loss")
+    assert ddp_val == pytest.approx(
+        read_column(tmp_path / "one" / "eval.csv", "val_loss"), rel=1e-4
+    )
+
+
+def test_a_batch_the_world_size_does_not_divide_is_one_clear_error(tmp_path):
+    cfg = write_config(tmp_path, CONFIG)
+    done = torchrun(3, "find", str(cfg), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: data.batch_size: the global batch 64 is not divisible by the world size 3; "
+        "use a multiple of 3"
+    ]
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unavailable_backend_is_a_clear_error(tmp_path, monkeypatch):
+    from lrtool.distributed import choose_backend
+    from lrtool.errors import LrtoolError
+
+    with pytest.raises(LrtoolError, match="--backend"):
+        choose_backend("mpi", torch.device("cpu"))
+    with pytest.raises(LrtoolError, match="nccl"):
+        choose_backend("nccl", torch.device("cpu"))
+    assert choose_backend("auto", torch.device("cpu")) == "gloo"
+
+
+def test_compare_refuses_torchrun(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, CONFIG)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    result = invoke("compare", cfg, "--out", tmp_path / "c")
+    assert result.exit_code == 2 and "torchrun" in result.stderr
+
+
+def _user_script(rank: int, world: int, port: int, folder: str) -> None:
+    """What a user's own DDP script does: shard the data, wrap the model, call find_lr."""
+    import torch.distributed as dist
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+
+    import lrtool
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(512, 8, generator=g), torch.randint(0, 3, (512,), generator=g)
+    torch.manual_seed(0)
+    model = DistributedDataParallel(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loader = lrtool.TensorBatches(x, y, 64, seed=0, rank=rank, world_size=world)
+    result = lrtool.find_lr(
+        model, optimizer, loader, nn.CrossEntropyLoss(), start_lr=1e-4, steps=40
+    )
+    Path(folder, f"rank{rank}.json").write_text(
+        json.dumps({"losses": result.losses, "lr": result.lr})
+    )
+    dist.destroy_process_group()
+
+
+def test_find_lr_inside_a_users_ddp_script(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_user_script, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]  # every rank sees the same curve and the same answer
+    assert len(ranks[0]["losses"]) >= 10 and ranks[0]["lr"] is not None

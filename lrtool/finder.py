@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.distributed import mean_over_ranks
+from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError, usage_error
 from lrtool.suggest import Recommendation, recommend, run_rules
 
@@ -157,6 +158,12 @@ def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
     keyword arguments (``model(**batch)``), and models that return their own loss."""
 
     def step(model: nn.Module, batch: Any) -> torch.Tensor:
+        # The common case first, with concrete-type checks (a Mapping check is an ABC lookup).
+        if loss_fn is not None and type(batch) in (tuple, list) and len(batch) >= 2:
+            output = model(batch[0])
+            if type(output) is torch.Tensor:
+                return loss_fn(output, batch[1])
+            return loss_fn(_logits(output), batch[1])
         if isinstance(batch, Mapping):
             output = model(**batch)
             own = loss_from_output(output)
@@ -467,13 +474,18 @@ class _Sweep:
         avg, best = 0.0, math.inf
         started = time.perf_counter()
         batches = cycle(loader)
+        groups = list(zip(optimizer.param_groups, ratios, strict=True))
+        one_step = self._plain_step_fn() if self.plain else self._one_step
+        distributed = active_world_size() > 1
+        progress, total, excess = self.progress, len(ladder), self.diverge_threshold - 1
         model.train()
         try:
             for i, lr in enumerate(ladder):
-                for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
+                for group, ratio in groups:
                     group["lr"] = lr * ratio
-                # Under DDP every rank sees the mean over ranks: the same curve, the same stop.
-                train_loss = mean_over_ranks(self._one_step(batches), self.move)
+                train_loss = one_step(batches)
+                if distributed:  # every rank sees the mean over ranks: one curve, one stop
+                    train_loss = mean_over_ranks(train_loss, self.move)
                 value = (
                     train_loss
                     if self.val_loader is None
@@ -495,9 +507,9 @@ class _Sweep:
                 avg = beta * avg + (1 - beta) * value
                 current = avg / (1 - beta ** (i + 1))
                 smoothed.append(current)
-                if self.progress is not None:
-                    self.progress(i, len(ladder), lr, value)
-                if is_diverged(current, best, self.diverge_threshold):
+                if progress is not None:
+                    progress(i, total, lr, value)
+                if current > best + excess * abs(best):  # is_diverged, inlined (hot path)
                     stop_reason = (
                         f"diverged at step {i}, lr {lr:.3g}: smoothed loss {current:.4g} > "
                         f"{self.diverge_threshold:g} x best {best:.4g}"
@@ -551,6 +563,36 @@ class _Sweep:
             optimizer.step()
         assert total is not None
         return float(total)
+
+    @functools.cached_property
+    def plain(self) -> bool:
+        """No accumulation, clipping, AMP or device moves: the step a bare loop takes."""
+        return (
+            self.accumulation_steps == 1
+            and self.grad_clip is None
+            and self.scaler is None
+            and self.move is None
+            and self.autocast is contextlib.nullcontext
+        )
+
+    def _plain_step_fn(self) -> Callable[[Iterator[Any]], float]:
+        """The step of a bare loop, with everything it touches bound once (the hot path)."""
+        zero_grad, optimizer_step = self.optimizer.zero_grad, self.optimizer.step
+        step, model, tensor = self.step, self.model, torch.Tensor
+
+        def plain_step(batches: Iterator[Any]) -> float:
+            zero_grad(set_to_none=True)
+            loss = step(model, next(batches))
+            if type(loss) is not tensor or loss.numel() != 1:
+                if not isinstance(loss, tensor) or loss.numel() != 1:
+                    raise LrtoolError(
+                        f"the step must return a scalar loss tensor, got {_describe(loss)}"
+                    )
+            loss.backward()
+            optimizer_step()
+            return float(loss.detach())
+
+        return plain_step
 
 
 def attach_suggestions(result: RangeTestResult, repeat_lrs: list[float] | None = None) -> None:

@@ -17,6 +17,8 @@ lrtool's own rules and faithful versions of the peers' rules for comparison:
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,9 +72,39 @@ def centred_smooth(log_lrs: np.ndarray, losses: np.ndarray, width: float) -> np.
     Each point becomes the weighted mean of the curve with weights
     ``exp(-((x_j - x_i) / width)^2 / 2)``, so the minimum stays where it is.
     """
+    n = len(log_lrs)
+    steps = np.diff(log_lrs)
+    if n > 2 and np.ptp(steps) <= 1e-9 * abs(steps.mean()):
+        # An exp sweep is a uniform grid in log-LR: the same sum as a convolution, cut where
+        # the weights fall below e^-32 (they no longer change a float64 sum).
+        radius = int(np.ceil(8 * width / steps.mean()))
+        if 2 * radius + 1 <= n:
+            taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) * steps.mean() / width) ** 2)
+            return np.convolve(losses, taps, "same") / np.convolve(np.ones(n), taps, "same")
+    if n > DENSE_LIMIT:
+        return _binned_smooth(log_lrs, losses, width)
     d = (log_lrs[None, :] - log_lrs[:, None]) / width
     w = np.exp(-0.5 * d * d)
     return (w @ losses) / w.sum(axis=1)
+
+
+DENSE_LIMIT = 2000  # above this many points the n x n kernel gives way to a binned one
+
+
+def _binned_smooth(log_lrs: np.ndarray, losses: np.ndarray, width: float) -> np.ndarray:
+    """The same Gaussian smoothing for long sweeps, in O(n): average the points into 1,000
+    equal bins in log-LR, smooth the bin means (weighted by counts), interpolate back."""
+    edges = np.linspace(log_lrs[0], log_lrs[-1], 1001)
+    centres = (edges[:-1] + edges[1:]) / 2
+    index = np.clip(np.searchsorted(edges, log_lrs, side="right") - 1, 0, 999)
+    counts = np.bincount(index, minlength=1000).astype(float)
+    sums = np.bincount(index, weights=losses, minlength=1000)
+    step = edges[1] - edges[0]
+    half = int(np.ceil(4 * width / step)) if step > 0 else 0
+    kernel = np.exp(-0.5 * ((np.arange(-half, half + 1) * step) / width) ** 2)
+    weight = np.convolve(counts, kernel, mode="same")
+    smooth = np.convolve(sums, kernel, mode="same") / np.maximum(weight, 1e-300)
+    return np.interp(log_lrs, centres, smooth)
 
 
 @dataclass(frozen=True)
@@ -89,8 +121,14 @@ class CurveFeatures:
 def curve_features(lrs: Sequence[float], losses: Sequence[float]) -> CurveFeatures | str:
     """Smooth the finite part of the curve and find its minimum and steepest descent.
 
-    Returns a reason string instead when the curve cannot support a suggestion.
+    Returns a reason string instead when the curve cannot support a suggestion. Several rules
+    read the same curve, so the last few answers are cached (by value).
     """
+    return _curve_features(tuple(map(float, lrs)), tuple(map(float, losses)))
+
+
+@functools.lru_cache(maxsize=16)
+def _curve_features(lrs: tuple[float, ...], losses: tuple[float, ...]) -> CurveFeatures | str:
     x, y = finite_prefix(lrs, losses)
     if len(x) < MIN_POINTS:
         return f"too few finite points ({len(x)}; need at least {MIN_POINTS})"
@@ -187,9 +225,15 @@ def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=16)
+def _ema98(losses: tuple[float, ...]) -> list[float]:
+    """The debiased EMA with beta 0.98 that fastai and Lightning record (cached: 4 rules)."""
+    return debiased_ema(losses, 0.98)
+
+
 def _fastai_curve(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """fastai's trimming: EMA (beta 0.98), drop the first n//10 and last 5, cut at a NaN."""
-    smoothed = debiased_ema(list(losses), 0.98)
+    smoothed = _ema98(tuple(map(float, losses)))
     n = len(smoothed)
     x = np.asarray(lrs[n // 10 : n - 5], dtype=float)
     y = np.asarray(smoothed[n // 10 : n - 5], dtype=float)
@@ -224,11 +268,18 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     n = len(y)
     if n < 2:
         return None
-    lds = [1] * n
-    for i in range(1, n):
-        for j in range(i):
-            if y[i] < y[j] and lds[i] < lds[j] + 1:
-                lds[i] = lds[j] + 1
+    # lds[i] by patience sorting (O(n log n)): a strictly decreasing run in y is a strictly
+    # increasing one in -y; bisect_left gives each element's longest run ending at it. Equal to
+    # fastai's O(n^2) double loop.
+    lds = np.ones(n, dtype=int)
+    tails: list[float] = []
+    for i, value in enumerate(-y):
+        pos = bisect.bisect_left(tails, value)
+        if pos == len(tails):
+            tails.append(value)
+        else:
+            tails[pos] = value
+        lds[i] = pos + 1
     end = int(np.argmax(lds))
     start = end - lds[end]
     span = end - start
@@ -260,7 +311,7 @@ def lightning(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
 
     Lightning records the EMA-smoothed loss (beta 0.98, debiased).
     """
-    smoothed = np.asarray(debiased_ema(list(losses), 0.98), dtype=float)
+    smoothed = np.asarray(_ema98(tuple(map(float, losses))), dtype=float)
     x = np.asarray(lrs, dtype=float)[10:-1]
     y = smoothed[10:-1]
     keep = np.isfinite(y)

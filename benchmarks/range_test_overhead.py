@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import statistics
 import time
 
@@ -85,10 +86,9 @@ def run_bare(make, data, steps: int) -> float:
     loss_fn = nn.CrossEntropyLoss()
     ladder = lr_ladder(START, END, steps)
     started = time.perf_counter()
-    for t, lr in enumerate(ladder):
+    for lr, (x, y) in zip(ladder, itertools.cycle(data), strict=False):
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y = data[t % len(data)]
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         loss.backward()

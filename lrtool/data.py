@@ -120,12 +120,31 @@ def load_data(
     if cfg.source == "synthetic":
         inputs, targets, task = _synthetic(cfg, seed)
         name = f"synthetic {task} ({cfg.n_samples} rows, {cfg.n_features} features)"
+    elif cfg.source == "digits" and cfg.features is None and cfg.task in ("auto", "classification"):
+        inputs, targets, task = read_digits()
+        name = "digits (UCI, 8x8 images)"
     else:
         path = digits_path() if cfg.source == "digits" else _resolve(cfg.path or "", base_dir)
         target = cfg.target if cfg.source == "csv" else "digit"
         inputs, targets, task = _read_csv(path, target, cfg.features, cfg.task)
         name = "digits (UCI, 8x8 images)" if cfg.source == "digits" else path.name
     return _split(inputs, targets, task, cfg, seed, loss, name)
+
+
+def read_digits() -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The embedded digits with numpy alone: the default config does not pay for pandas.
+
+    Same tensors as reading the file through the CSV path (64 pixel columns, then the digit).
+    """
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(digits_path(), "rt", encoding="utf-8") as handle:
+        table = np.loadtxt(handle, delimiter=",", skiprows=1, dtype=np.float64)
+    inputs = torch.tensor(table[:, :-1], dtype=torch.float32)
+    targets = torch.tensor(table[:, -1].astype(np.int64), dtype=torch.long)
+    return inputs, targets, "classification"
 
 
 def _resolve(path: str, base_dir: Path | None) -> Path:

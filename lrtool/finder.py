@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -221,6 +222,12 @@ def _describe(batch: Any) -> str:
 
 def cycle(loader: Iterable) -> Iterator[Any]:
     """Batches from ``loader``, starting a new pass whenever one ends."""
+    if isinstance(loader, list | tuple) and loader:
+        return itertools.cycle(loader)  # a fixed list of batches: the C iterator
+    return _passes(loader)
+
+
+def _passes(loader: Iterable) -> Iterator[Any]:
     while True:
         empty = True
         for batch in loader:

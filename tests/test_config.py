@@ -53,3 +53,13 @@ def test_bad_values_name_the_field(tmp_path, text, fragment):
         load_config(p)
     assert fragment in str(err.value)
     assert err.value.exit_code == 2
+
+
+def test_digits_fast_reader_equals_the_csv_path():
+    import torch
+
+    from lrtool.data import _read_csv, digits_path, read_digits
+
+    fast, slow = read_digits(), _read_csv(digits_path(), "digit", None, "auto")
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+    assert fast[2] == slow[2] == "classification" and fast[0].shape == (1797, 64)

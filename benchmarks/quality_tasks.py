@@ -113,22 +113,24 @@ def blobs(_: int = 0) -> Data:
     return _split(x, labels, 600, 4)
 
 
+def _majority(seed: int, length: int, vocab: int, classes: int, split_seed: int) -> Data:
+    """Sequences of ``length`` tokens from ``vocab``; the label is the most frequent of the
+    tokens 0..classes-1 (ties broken at random)."""
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(0, vocab, (3000, length), generator=g)
+    counts = torch.stack([(seq == k).sum(1) for k in range(classes)], dim=1).float()
+    labels = (counts + 0.1 * torch.rand(counts.shape, generator=g)).argmax(1)
+    return _split(seq, labels, 600, split_seed)
+
+
 def majority_tokens(_: int = 0) -> Data:
     """Sequences of 16 tokens from 6; the label is the most frequent of tokens 0..3."""
-    g = torch.Generator().manual_seed(14)
-    seq = torch.randint(0, 6, (3000, 16), generator=g)
-    counts = torch.stack([(seq == k).sum(1) for k in range(4)], dim=1).float()
-    labels = (counts + 0.1 * torch.rand(counts.shape, generator=g)).argmax(1)
-    return _split(seq, labels, 600, 5)
+    return _majority(14, 16, 6, 4, 5)
 
 
 def majority_of_five(_: int = 0) -> Data:
     """Sequences of 20 tokens from 10; the label is the most frequent of tokens 0..4."""
-    g = torch.Generator().manual_seed(15)
-    seq = torch.randint(0, 10, (3000, 20), generator=g)
-    counts = torch.stack([(seq == k).sum(1) for k in range(5)], dim=1).float()
-    labels = (counts + 0.1 * torch.rand(counts.shape, generator=g)).argmax(1)
-    return _split(seq, labels, 600, 6)
+    return _majority(15, 20, 10, 5, 6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,17 +152,22 @@ def mlp(hidden: int, depth: int = 1) -> Callable[[Data], nn.Module]:
     return build
 
 
-def small_cnn(data: Data) -> nn.Module:
+def conv_net(in_channels: int = 1, classes: int = 10) -> nn.Module:
+    """Two 3x3 conv layers (16, 32 channels), max-pool, global average pool, a linear head."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
+        nn.Conv2d(in_channels, 16, 3, padding=1),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 3, padding=1),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(32, 10),
+        nn.Linear(32, classes),
     )
+
+
+def small_cnn(data: Data) -> nn.Module:
+    return conv_net(1, 10)
 
 
 class GRUClassifier(nn.Module):

@@ -20,12 +20,17 @@ import argparse
 import gc
 import itertools
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from lrtool.finder import find_lr, lr_ladder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_tasks import conv_net  # noqa: E402
 
 START, END = 1e-5, 1e-2
 
@@ -37,16 +42,7 @@ def mlp() -> nn.Module:
 
 def cnn() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, 10),
-    )
+    return conv_net(in_channels=3)
 
 
 def batches(shape: tuple[int, ...], n: int = 32, size: int = 64) -> list:

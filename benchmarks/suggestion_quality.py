@@ -35,6 +35,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ def range_test_curve(name: str, seed: int) -> dict[str, Any]:
     optimizer = task.make_optimizer(model.parameters(), 1e-3)
     result = find_lr(model, optimizer, batches, task.loss_fn())
     single = find_lr(model, optimizer, batches, task.loss_fn(), refine=False)  # the ablation
+    repeated = _repeated(task, model, optimizer, seed, 3)
     checked = verify_lr(
         model,
         optimizer,
@@ -136,9 +138,36 @@ def range_test_curve(name: str, seed: int) -> dict[str, Any]:
         "steps": result.steps_total,
         "verified": {"constant": checked.lr, "onecycle": checked.onecycle_max_lr},
         "one_sweep": {"constant": single.lr, "onecycle": single.onecycle_max_lr},
+        "repeats3": {"constant": repeated.lr, "onecycle": repeated.onecycle_max_lr},
+        "repeats3_steps": repeated.steps_total,
         "one_sweep_steps": single.steps_total,
         "verify_steps": checked.steps_spent,
     }
+
+
+def _repeated(task: Task, model: Any, optimizer: Any, seed: int, k: int) -> Any:
+    """``lrtool find --repeats k``: k sweeps with different data orders, merged."""
+    from lrtool.data import TensorBatches
+    from lrtool.finder import find_lr
+    from lrtool.runs import merge_runs
+
+    xt, yt, _, _ = task.data(seed)
+    runs = []
+    for r in range(k):
+        order = TensorBatches(xt, yt, task.batch_size, shuffle=True, seed=seed + 1000 * (r + 1))
+        runs.append(find_lr(model, optimizer, order, task.loss_fn()))
+    merged = merge_runs(runs)
+    merged.coarse = None
+    steps = sum(r.steps_total for r in runs)
+    merged.steps_requested = steps  # reported as the cost below
+    return _Repeated(merged.lr, merged.onecycle_max_lr, steps)
+
+
+@dataclass
+class _Repeated:
+    lr: float | None
+    onecycle_max_lr: float | None
+    steps_total: int
 
 
 def _run(job: tuple) -> tuple[tuple, Any]:
@@ -192,6 +221,7 @@ def suggestions(curve: dict[str, Any]) -> dict[str, dict[str, float | None]]:
         "lrtool": {"constant": rec.lr, "onecycle": rec.onecycle_max_lr},
         "lrtool --verify": curve["verified"],
         "lrtool --no-refine": curve["one_sweep"],
+        "lrtool --repeats 3": curve["repeats3"],
     }
     for name, info in RULES.items():
         if info.peer:
@@ -319,6 +349,8 @@ def _extra_steps(rule: str, curve: dict[str, Any]) -> int:
     """Training steps a rule's answer cost beyond the training itself."""
     if rule == "lrtool --no-refine":
         return curve["one_sweep_steps"]
+    if rule == "lrtool --repeats 3":
+        return curve["repeats3_steps"]
     return curve["steps"] + (curve["verify_steps"] if rule == "lrtool --verify" else 0)
 
 

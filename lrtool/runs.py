@@ -187,7 +187,11 @@ def schedule_params(
             from lrtool.errors import LrtoolError
 
             warning = found.recommendation.warnings[0] if found.recommendation else ""
-            raise LrtoolError(f"--lr-from-find: the range test gave no suggestion ({warning})")
+            reason = warning.removeprefix("no suggestion: ")
+            raise LrtoolError(
+                f"--lr-from-find: the range test gave no suggestion ({reason}); "
+                f"widen find.start_lr/find.end_lr or pass --lr"
+            )
     if chosen is not None:
         out[key] = chosen
     return out

@@ -392,6 +392,8 @@ def _render_find(result: Any, folder: Path, quiet: bool, no_plot: bool) -> None:
                 f"{result.start_lr:.3g}..{result.end_lr:.3g} ({result.steps_total} steps in all)",
                 markup=False,
             )
+        elif result.refined_because:
+            out.print(f"refine: {result.refined_because}", markup=False)
         if result.verification is not None:
             out.print(report.verify_table(result.verification))
         for warning in rec.warnings if rec else []:

@@ -85,10 +85,13 @@ class RangeTestResult:
     refined_because: str = ""
     verification: Any = None  # a lrtool.verify.VerifyResult with find --verify
 
+    discarded_steps: int = 0  # a second sweep that could not be read, and was not kept
+
     @property
     def steps_total(self) -> int:
         """Training steps spent, the first sweep included when this result refines it."""
-        return self.steps_run + (self.coarse.steps_total if self.coarse else 0)
+        first = self.coarse.steps_total if self.coarse else 0
+        return self.steps_run + first + self.discarded_steps
 
     @property
     def lr(self) -> float | None:
@@ -396,12 +399,20 @@ def find_lr(
             snapshot.restore(model, optimizer)
             low, high = refine_range(result)
             coarse = result
-            result = sweep.run(lr_ladder(low, high, steps, "exp"), train_loader, low, high, "exp")
-            if not result.interrupted and _unreadable(result) and not _unreadable(coarse):
-                result, coarse = coarse, result  # keep the curve that can be read
-            result.coarse = coarse
-            result.refined_because = reason
-            result.elapsed_s += coarse.elapsed_s
+            second = sweep.run(lr_ladder(low, high, steps, "exp"), train_loader, low, high, "exp")
+            if not second.interrupted and _unreadable(second) and not _unreadable(coarse):
+                # Keep the curve that can be read; the second sweep's steps still count.
+                result.discarded_steps = second.steps_run
+                result.elapsed_s += second.elapsed_s
+                result.refined_because = (
+                    f"{reason}; a second sweep over {low:.3g}..{high:.3g} could not be read "
+                    f"either, so the first curve is kept"
+                )
+            else:
+                result = second
+                result.coarse = coarse
+                result.refined_because = reason
+                result.elapsed_s += coarse.elapsed_s
     finally:
         if snapshot is not None:
             snapshot.restore(model, optimizer)

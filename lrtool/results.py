@@ -157,6 +157,8 @@ def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict
         "steps_requested": result.steps_requested,
         "steps_total": result.steps_total
         + (result.verification.steps_spent if result.verification else 0),
+        "discarded_steps": result.discarded_steps,
+        "refine_note": result.refined_because or None,
         "refined": None
         if result.coarse is None
         else {

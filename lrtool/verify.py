@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lrtool.distributed import mean_over_ranks
 from lrtool.errors import usage_error
 from lrtool.finder import (
     StateSnapshot,
@@ -127,8 +128,10 @@ def verify_lr(
                 if len(losses) < steps or not all(map(math.isfinite, losses)):
                     score = math.nan
                 elif val_loader is not None:
-                    score = _val_loss(model, val_loader, val_batches, step, move, autocast)
-                else:
+                    score = mean_over_ranks(
+                        _val_loss(model, val_loader, val_batches, step, move, autocast), move
+                    )
+                else:  # the losses are already the mean over ranks under DDP
                     tail = losses[-max(1, int(steps * TAIL)) :]
                     score = sum(tail) / len(tail)
                 result.candidates.append(Candidate(use, candidate, score, len(losses)))
@@ -164,7 +167,7 @@ def _train(
     for _ in range(steps):
         with autocast():
             loss = step(model, to_device(next(batches), move))
-        value = float(loss.detach())
+        value = mean_over_ranks(float(loss.detach()), move)  # under DDP: every rank stops alike
         losses.append(value)
         if not math.isfinite(value):
             break

@@ -158,3 +158,33 @@ def test_cli_no_refine_writes_no_first_sweep(tiny_config, tmp_path):
     assert result.exit_code == 0, result.output
     assert not (out / "range_test_first_sweep.csv").exists()
     assert json.loads((out / "summary.json").read_text())["refined"] is None
+
+
+class PoisonedAfter(nn.Module):
+    """A slow learner whose loss turns NaN after ``calls`` training forwards (the count
+    survives the state restore, so the second sweep diverges at once)."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 32), nn.Sigmoid(), nn.Linear(32, 2))
+        self.calls, self.limit = 0, calls
+
+    def forward(self, x):
+        self.calls += self.training
+        out = self.net(x)
+        return out * float("nan") if self.calls > self.limit else out
+
+
+def test_an_unreadable_second_sweep_keeps_the_first_curve():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(512, 8, generator=g)
+    y = (x[:, :2].sum(1) > 0).long()
+    torch.manual_seed(0)
+    model = PoisonedAfter(calls=40)
+    loader = [(x[i : i + 32], y[i : i + 32]) for i in range(0, 512, 32)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    r = find_lr(model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-7, end_lr=10, steps=40)
+    assert r.coarse is None and r.steps_run == 40 and r.lrs[0] == 1e-7  # the first sweep
+    assert r.discarded_steps == 1 and r.steps_total == 41
+    assert "could not be read either" in r.refined_because
+    assert r.lr is not None

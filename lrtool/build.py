@@ -61,7 +61,11 @@ def build_optimizer(
     if cfg.name in ("adam", "adamw"):
         cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
         return cls(
-            params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay
+            params,
+            lr=lr,
+            betas=(cfg.betas[0], cfg.betas[1]),
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
         )
     return torch.optim.RMSprop(
         params,
@@ -148,7 +152,7 @@ def shard(train: Iterable, dist: DistContext, seed: int) -> Iterable:
         return train
     if isinstance(train, DataLoader) and train.batch_size is not None:
         per_rank = shard_batch_size(train.batch_size, dist.world_size)
-        sampler = DistributedSampler(
+        sampler: DistributedSampler = DistributedSampler(
             train.dataset, dist.world_size, dist.rank, shuffle=True, seed=seed, drop_last=True
         )
         return DataLoader(train.dataset, batch_size=per_rank, sampler=sampler, drop_last=True)

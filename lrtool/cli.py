@@ -808,28 +808,28 @@ def compare(
         return
     from lrtool import report
 
-    out = _stdout()
+    console = _stdout()
     label = "same LR per schedule" if schedule is None else f"{schedule} at several LRs"
-    out.print(report.compare_table(rows, used_target, label))
+    console.print(report.compare_table(rows, used_target, label))
     if not (quiet or no_plot):
         val = {
             r.label: ([e["step"] for e in r.evals], [e["val_loss"] for e in r.evals])
             for r in results
         }
-        out.print(
+        console.print(
             report.overlay_plot(val, "Validation loss", "val loss", color=sys.stdout.isatty()),
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
         lrc = {r.label: (r.steps, r.lrs) for r in results}
-        out.print(
+        console.print(
             report.overlay_plot(lrc, "Learning rate", "lr", log_y=True, color=sys.stdout.isatty()),
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
-    out.print(
+    console.print(
         f"winner: {summary['winner'] or 'none reached the target'}; results in {folder}",
         markup=False,
     )

@@ -53,7 +53,9 @@ def debiased_ema(values: Sequence[float], beta: float) -> list[float]:
     return out
 
 
-def finite_prefix(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def finite_prefix(
+    lrs: Sequence[float] | np.ndarray, losses: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The curve up to (not including) the first non-finite loss or non-positive LR."""
     x = np.asarray(lrs, dtype=float)
     y = np.asarray(losses, dtype=float)

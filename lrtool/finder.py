@@ -489,7 +489,7 @@ class _Sweep:
         stop_reason = "completed"
         interrupted = False
         beta = self.smoothing
-        avg, best = 0.0, math.inf
+        avg, best, power = 0.0, math.inf, 1.0
         started = time.perf_counter()
         batches = cycle(loader)
         groups = list(zip(optimizer.param_groups, ratios, strict=True))
@@ -523,7 +523,8 @@ class _Sweep:
                     stop_reason = f"non-finite loss ({value}) at step {i}, lr {lr:.3g}"
                     break
                 avg = beta * avg + (1 - beta) * value
-                current = avg / (1 - beta ** (i + 1))
+                power *= beta  # beta ** (i + 1), kept as a running product (hot path)
+                current = avg / (1 - power)
                 smoothed.append(current)
                 if progress is not None:
                     progress(i, total, lr, value)
@@ -533,7 +534,8 @@ class _Sweep:
                         f"{self.diverge_threshold:g} x best {best:.4g}"
                     )
                     break
-                best = min(best, current)
+                if current < best:
+                    best = current
         except KeyboardInterrupt:
             interrupted = True
             stop_reason = f"interrupted at step {len(lrs)}"

@@ -67,6 +67,11 @@ def _launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
+def _check_backend(backend: str) -> None:
+    if backend not in ("auto", "gloo", "nccl"):
+        raise usage_error(f"--backend: must be auto, gloo or nccl, got {backend!r}")
+
+
 def _is_main_rank() -> bool:
     """Rank 0 under torchrun (read from the environment: no torch import needed)."""
     return not _launched_by_torchrun() or int(os.environ["RANK"]) == 0
@@ -285,6 +290,7 @@ def find(
     from lrtool import results as res
     from lrtool.smoke import parse_expected_range, smoke_verdict
 
+    _check_backend(backend)
     expected = parse_expected_range(expect_lr) if expect_lr is not None else None
     if expected is not None and not smoke:
         raise usage_error("--expect-lr: only used with --smoke")
@@ -560,6 +566,7 @@ def train(
     from lrtool import results as res
     from lrtool.schedule_view import parse_sets
 
+    _check_backend(backend)
     loaded, source, base = _load(config, seed, device)
     loaded = _train_overrides(loaded, steps, source)
     if lr is not None and not lr > 0:

@@ -98,6 +98,7 @@ CASES = [
     ("find-steps-flag", "find {cfg} --out {out} --steps 3", None, 2, "find.steps"),
     ("find-mode-flag", "find {cfg} --out {out} --mode cubic", None, 2, "find.mode"),
     ("find-device-flag", "find {cfg} --out {out} --device tpu", None, 2, "--device"),
+    ("train-backend-flag", "train {cfg} --out {out} --backend mpi", None, 2, "--backend"),
     ("find-verify-steps", "find {cfg} --out {out} --verify --verify-steps 1", None, 2,
      "find.verify_steps"),
     ("train-steps-flag", "train {cfg} --out {out} --steps 0", None, 2, "train.steps"),

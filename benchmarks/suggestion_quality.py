@@ -12,7 +12,8 @@ the batch order):
    constant LR and once with 1cycle (the LR as its peak), from the same initial weights and
    batch order; ``L*`` is the best final validation loss over the grid, per schedule.
 3. One range test with ``lrtool.find_lr`` at its defaults (1e-7 to 10, 100 steps) on the same
-   initial weights and batches. Its curve goes to every rule: lrtool's, faithful versions of
+   initial weights and batches; ``lrtool`` is what ``lrtool find`` answers by default, which
+   verifies the suggestion by short trainings when the first sweep was too weak to read. Its curve goes to every rule: lrtool's, faithful versions of
    fastai's (valley, steep, minimum/10) and Lightning's, and torch-lr-finder's own ``plot()``
    suggestion when the package is installed (``pip install torch-lr-finder``: it is not a
    dependency of lrtool).
@@ -137,6 +138,7 @@ def range_test_curve(name: str, seed: int) -> dict[str, Any]:
         "smoothed": result.smoothed,
         "steps": result.steps_total,
         "verified": {"constant": checked.lr, "onecycle": checked.onecycle_max_lr},
+        "refined": result.coarse is not None,
         "one_sweep": {"constant": single.lr, "onecycle": single.onecycle_max_lr},
         "repeats3": {"constant": repeated.lr, "onecycle": repeated.onecycle_max_lr},
         "repeats3_steps": repeated.steps_total,
@@ -217,8 +219,11 @@ def suggestions(curve: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 
     found = run_rules(curve["lrs"], curve["losses"])
     rec = recommend(curve["lrs"], curve["losses"], found)
+    plain = {"constant": rec.lr, "onecycle": rec.onecycle_max_lr}
     out: dict[str, dict[str, float | None]] = {
-        "lrtool": {"constant": rec.lr, "onecycle": rec.onecycle_max_lr},
+        # `lrtool find` by default: verified when the first sweep was too weak to read
+        "lrtool": curve["verified"] if curve["refined"] else plain,
+        "lrtool (curve only)": plain,
         "lrtool --verify": curve["verified"],
         "lrtool --no-refine": curve["one_sweep"],
         "lrtool --repeats 3": curve["repeats3"],
@@ -351,7 +356,8 @@ def _extra_steps(rule: str, curve: dict[str, Any]) -> int:
         return curve["one_sweep_steps"]
     if rule == "lrtool --repeats 3":
         return curve["repeats3_steps"]
-    return curve["steps"] + (curve["verify_steps"] if rule == "lrtool --verify" else 0)
+    verified = rule == "lrtool --verify" or (rule == "lrtool" and curve["refined"])
+    return curve["steps"] + (curve["verify_steps"] if verified else 0)
 
 
 def summarise(rows: list[dict[str, Any]], subset: str = "all") -> list[dict[str, Any]]:

@@ -28,6 +28,8 @@ _LAZY = {
     "RangeTestInterrupted": "lrtool.finder",
     "lr_ladder": "lrtool.finder",
     "LrtoolScheduler": "lrtool.torch_adapter",
+    "verify_lr": "lrtool.verify",
+    "VerifyResult": "lrtool.verify",
     "train": "lrtool.trainer",
     "TrainResult": "lrtool.trainer",
     "Recommendation": "lrtool.suggest",

@@ -262,9 +262,13 @@ def find(
         ),
     ] = None,
     verify: Annotated[
-        bool,
-        typer.Option("--verify", help="Short trainings around the suggestion; keep the best."),
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Short trainings around the suggestion, keeping the best (default: when the "
+            "curve needed a second sweep).",
+        ),
+    ] = None,
     verify_steps: Annotated[
         int | None,
         typer.Option("--verify-steps", help="Steps per --verify candidate (train.steps/2)."),
@@ -307,7 +311,7 @@ def find(
             "mode": mode,
             "repeats": repeats,
             "refine": refine,
-            "verify": True if verify else None,
+            "verify": False if smoke and verify is None else verify,  # smoke stays short
             "verify_steps": verify_steps,
         },
         source,

@@ -115,7 +115,9 @@ class FindConfig(Strict):
     repeats: int = Field(1, ge=1, le=100)
     # A second, denser sweep below the divergence point when the first curve is too weak.
     refine: bool | Literal["auto"] = "auto"
-    verify: bool = False  # short trainings around the suggestion, keeping the best
+    # Short trainings around the suggestion, keeping the best; auto: when the first sweep's
+    # curve was too weak to read (it needed a second sweep), the curves lrtool trusts least.
+    verify: bool | Literal["auto"] = "auto"
     verify_steps: int | None = Field(None, ge=5, le=MAX_STEPS)  # default: train.steps / 2
 
     @model_validator(mode="after")

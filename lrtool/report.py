@@ -68,7 +68,10 @@ def suggestions_table(
 def verify_table(verification: Any) -> Table:
     """The --verify candidates: LR, score and which one was kept, per use."""
     table = Table(
-        title=f"Verify ({verification.steps_spent} training steps, {verification.monitor} loss)",
+        title=(
+            f"Verify ({verification.because}: {verification.steps_spent} training steps, "
+            f"{verification.monitor} loss)"
+        ),
         title_justify="left",
     )
     table.add_column("use")

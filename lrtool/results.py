@@ -170,6 +170,7 @@ def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict
         "verify": None
         if result.verification is None
         else {
+            "because": result.verification.because,
             "candidates": result.verification.rows(),
             "steps_spent": result.verification.steps_spent,
             "monitor": result.verification.monitor,

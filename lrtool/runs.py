@@ -72,12 +72,14 @@ def find_from_config(
         result = range_test(setup, progress)
     else:
         result = repeated_range_test(setup, config.find.repeats, progress)
-    if config.find.verify and result.lr is not None:
-        verify_suggestion(setup, result)
+    verify = config.find.verify
+    if result.lr is not None and (verify is True or (verify == "auto" and result.coarse)):
+        because = "asked for" if verify is True else "the first sweep was too weak to read"
+        verify_suggestion(setup, result, because)
     return result
 
 
-def verify_suggestion(setup: Setup, result: RangeTestResult) -> None:
+def verify_suggestion(setup: Setup, result: RangeTestResult, because: str = "asked for") -> None:
     """``find.verify``: short trainings around the suggestions; the best becomes the answer.
 
     Each candidate trains ``find.verify_steps`` steps (default half of ``train.steps``) from
@@ -100,6 +102,7 @@ def verify_suggestion(setup: Setup, result: RangeTestResult) -> None:
         val_batches=8,
         device=setup.device,
     )
+    checked.because = because
     result.verification = checked
     rec = result.recommendation
     if rec is not None and checked.lr is not None:

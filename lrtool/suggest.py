@@ -180,7 +180,7 @@ def refinement_reason(lrs: Sequence[float], losses: Sequence[float]) -> str | No
 # --------------------------------------------------------------------------------------------
 
 CONSTANT_BELOW_MIN = 0.7  # decades below the minimum for a constant LR (about /5)
-ONECYCLE_BELOW_MIN = 0.1  # decades below the minimum for a 1cycle peak (about /1.25)
+ONECYCLE_BELOW_MIN = 0.3  # decades below the minimum for a 1cycle peak (about /2)
 
 
 def _below_minimum(lrs: Sequence[float], losses: Sequence[float], decades: float) -> float | None:
@@ -206,12 +206,13 @@ def lrtool_constant(lrs: Sequence[float], losses: Sequence[float]) -> float | No
 
 
 def lrtool_onecycle(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
-    """lrtool's 1cycle peak: 0.1 decades (about 1.25x) below the minimum of the smoothed curve.
+    """lrtool's 1cycle peak: 0.3 decades (about 2x) below the minimum of the smoothed curve.
 
     1cycle warms up to its peak, spends only a short time there and anneals far below it, so
-    its peak may sit just under the edge where the loss shoots back up, much closer than a
-    constant LR (Smith & Topin, 2018). 0.1 decades was the best offset on the tuning tasks of
-    ``benchmarks/suggestion_quality.py`` (docs/suggestion-quality.md).
+    its peak may sit much closer to the edge where the loss shoots back up than a constant LR
+    (Smith & Topin, 2018). 0.3 decades was the best offset on the tuning tasks of
+    ``benchmarks/suggestion_quality.py`` (docs/suggestion-quality.md), with ``lrtool find``
+    verifying the suggestions of weak curves.
     """
     return _below_minimum(lrs, losses, ONECYCLE_BELOW_MIN)
 
@@ -335,7 +336,7 @@ RULES: dict[str, RuleInfo] = {
     r.name: r
     for r in [
         RuleInfo("lrtool", lrtool_constant, "constant LR: ~5x below the smoothed minimum"),
-        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak: ~1.25x below the minimum"),
+        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak: ~2x below the minimum"),
         RuleInfo("steepest", steepest, "steepest descent in log-LR space"),
         RuleInfo("minimum_div10", minimum_div10, "fastai minimum / 10", peer=True),
         RuleInfo("valley", valley, "fastai valley (its default)", peer=True),
@@ -409,7 +410,7 @@ def recommend(
     min_lr = 10 ** features.log_lrs[features.i_min]
     reason = (
         f"the smoothed loss is lowest at {min_lr:.3g} and rises after it; "
-        f"constant LR ~5x below, 1cycle peak ~1.25x below"
+        f"constant LR ~5x below, 1cycle peak ~2x below"
     )
     warnings = []
     if features.i_min >= len(features.log_lrs) - 2:

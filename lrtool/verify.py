@@ -53,6 +53,7 @@ class VerifyResult:
     steps_spent: int = 0
     elapsed_s: float = 0.0
     monitor: str = "train"
+    because: str = "asked for"
 
     def rows(self) -> list[dict[str, Any]]:
         kept = {"constant": self.lr, "onecycle": self.onecycle_max_lr}

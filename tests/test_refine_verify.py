@@ -188,3 +188,42 @@ def test_an_unreadable_second_sweep_keeps_the_first_curve():
     assert r.discarded_steps == 1 and r.steps_total == 41
     assert "could not be read either" in r.refined_because
     assert r.lr is not None
+
+
+WEAK = """
+seed: 0
+device: cpu
+data: {source: synthetic, n_samples: 512, n_features: 8, n_classes: 2, batch_size: 32}
+model: {name: mlp, hidden: [32], activation: sigmoid}
+optimizer: {name: sgd, lr: 0.1, momentum: 0.0}
+find: {start_lr: 1.0e-7, end_lr: 10, steps: 40}
+train: {steps: 40, eval_every: 20}
+"""
+
+
+def test_find_verifies_by_default_when_the_first_sweep_was_weak(tmp_path):
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, WEAK)
+    auto = invoke("find", cfg, "--out", tmp_path / "a", "--json")
+    data = json.loads(auto.stdout)
+    assert data["refined"] is not None  # a slow starter: the first curve fell by ~10%
+    assert data["verify"]["because"] == "the first sweep was too weak to read"
+    assert data["rule"] == "lrtool --verify"
+    assert data["steps_total"] == data["steps_run"] + 40 + 6 * 20
+    off = json.loads(invoke("find", cfg, "--out", tmp_path / "b", "--json", "--no-verify").stdout)
+    assert off["verify"] is None and off["refined"] is not None
+    smoke = invoke("find", cfg, "--out", tmp_path / "c", "--smoke")
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert smoke.exit_code in (0, 1) and summary["verify"] is None  # smoke runs stay short
+
+
+def test_a_strong_curve_is_not_verified_by_default(tiny_config, tmp_path):
+    data = json.loads(invoke("find", tiny_config, "--out", tmp_path / "s", "--json").stdout)
+    assert data["refined"] is None and data["verify"] is None and data["rule"] == "lrtool"
+
+
+def test_verify_lr_is_public():
+    import lrtool
+
+    assert lrtool.verify_lr is verify_lr

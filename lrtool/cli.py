@@ -44,8 +44,14 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        finished = False  # the command ran to its end (its own exit codes included)
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            finished = True
+            return result
+        except typer.Exit:
+            finished = True
+            raise
         except LrtoolError as exc:
             if _state["debug"]:
                 raise
@@ -58,7 +64,7 @@ def handle_errors(fn: F) -> F:
             _stderr().print("interrupted", markup=False)
             raise typer.Exit(INTERRUPTED_EXIT) from None
         finally:
-            _finish_distributed()
+            _finish_distributed(finished)
 
     return wrapper  # type: ignore[return-value]
 
@@ -103,11 +109,15 @@ def _say_distributed(summary: dict[str, Any]) -> None:
         )
 
 
-def _finish_distributed() -> None:
+def _finish_distributed(finished: bool) -> None:
+    """Leave the process group. After a run that finished, wait for every rank first, so that
+    no rank tears its connections down while another still uses them."""
     if "lrtool.distributed" in sys.modules:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -112,7 +112,7 @@ def test_compare_refuses_torchrun(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "torchrun" in result.stderr
 
 
-def _user_script(rank: int, world: int, port: int, folder: str) -> None:
+def _user_script(rank: int, world: int, store: str, folder: str) -> None:
     """What a user's own DDP script does: shard the data, wrap the model, call find_lr."""
     import torch.distributed as dist
     from torch import nn
@@ -120,8 +120,8 @@ def _user_script(rank: int, world: int, port: int, folder: str) -> None:
 
     import lrtool
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A file store: no TCP port to pick, so no race with anything else on the machine.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(512, 8, generator=g), torch.randint(0, 3, (512,), generator=g)
@@ -139,14 +139,10 @@ def _user_script(rank: int, world: int, port: int, folder: str) -> None:
 
 
 def test_find_lr_inside_a_users_ddp_script(tmp_path):
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_user_script, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    store = tmp_path / "store"
+    mp.spawn(_user_script, args=(2, str(store), str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]  # every rank sees the same curve and the same answer
     assert len(ranks[0]["losses"]) >= 10 and ranks[0]["lr"] is not None

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from lrtool import distributed
 from lrtool.errors import INTERRUPTED_EXIT, LrtoolError, usage_error
 
 app = typer.Typer(
@@ -55,7 +56,7 @@ def handle_errors(fn: F) -> F:
         except LrtoolError as exc:
             if _state["debug"]:
                 raise
-            if _is_main_rank():  # under torchrun every rank fails alike; one line is enough
+            if distributed.is_main_rank():  # under torchrun every rank fails alike: one line
                 _stderr().print(f"error: {exc.message}", markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -64,38 +65,9 @@ def handle_errors(fn: F) -> F:
             _stderr().print("interrupted", markup=False)
             raise typer.Exit(INTERRUPTED_EXIT) from None
         finally:
-            _finish_distributed(finished)
+            distributed.finish(finished)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
-
-
-def _check_backend(backend: str) -> None:
-    if backend not in ("auto", "gloo", "nccl"):
-        raise usage_error(f"--backend: must be auto, gloo or nccl, got {backend!r}")
-
-
-def _is_main_rank() -> bool:
-    """Rank 0 under torchrun (read from the environment: no torch import needed)."""
-    return not _launched_by_torchrun() or int(os.environ["RANK"]) == 0
-
-
-def _distributed_summary(config: Any) -> dict[str, Any] | None:
-    """World size, backend and batch sizes of a torchrun run (None for one process)."""
-    if not _launched_by_torchrun():
-        return None
-    import torch.distributed as dist
-
-    world = int(os.environ["WORLD_SIZE"])
-    return {
-        "world_size": world,
-        "backend": dist.get_backend() if dist.is_initialized() else None,
-        "global_batch": config.data.batch_size,
-        "per_rank_batch": config.data.batch_size // world,
-    }
 
 
 def _say_distributed(summary: dict[str, Any]) -> None:
@@ -107,18 +79,6 @@ def _say_distributed(summary: dict[str, Any]) -> None:
             f"the loss is the mean over ranks",
             markup=False,
         )
-
-
-def _finish_distributed(finished: bool) -> None:
-    """Leave the process group. After a run that finished, wait for every rank first, so that
-    no rank tears its connections down while another still uses them."""
-    if "lrtool.distributed" in sys.modules:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            if finished:
-                dist.barrier()
-            dist.destroy_process_group()
 
 
 def _version(value: bool) -> None:
@@ -183,10 +143,8 @@ def _load(
     if device is not None and device not in ("auto", "cpu", "cuda", "mps"):
         raise usage_error(f"--device: must be auto, cpu, cuda or mps, got {device!r}")
     loaded = cfg.apply_overrides(loaded, "", {"seed": seed, "device": device}, source)
-    if _launched_by_torchrun():  # before any folder is made
-        from lrtool.distributed import shard_batch_size
-
-        shard_batch_size(loaded.data.batch_size, int(os.environ["WORLD_SIZE"]))
+    if distributed.launched_by_torchrun():  # before any folder is made
+        distributed.shard_batch_size(loaded.data.batch_size, int(os.environ["WORLD_SIZE"]))
     return loaded, source, base
 
 
@@ -304,7 +262,7 @@ def find(
     from lrtool import results as res
     from lrtool.smoke import parse_expected_range, smoke_verdict
 
-    _check_backend(backend)
+    distributed.check_backend(backend)
     expected = parse_expected_range(expect_lr) if expect_lr is not None else None
     if expected is not None and not smoke:
         raise usage_error("--expect-lr: only used with --smoke")
@@ -329,7 +287,7 @@ def find(
     from lrtool.finder import RangeTestInterrupted
     from lrtool.runs import find_from_config
 
-    if not _is_main_rank():  # under torchrun: train in step with rank 0, which reports
+    if not distributed.is_main_rank():  # under torchrun: train in step with rank 0, which reports
         try:
             find_from_config(loaded, base, None, backend)
         except RangeTestInterrupted:
@@ -348,7 +306,7 @@ def find(
         except RangeTestInterrupted as stop:
             result, interrupted = stop.result, True
     summary = res.range_test_summary(result, loaded.model_dump(mode="json"), source)
-    summary["distributed"] = _distributed_summary(loaded)
+    summary["distributed"] = distributed.describe(loaded.data.batch_size)
     summary["output_folder"] = str(folder)
     res.write_csv(folder / "range_test.csv", res.RANGE_TEST_COLUMNS, result.rows())
     if result.coarse is not None:
@@ -580,7 +538,7 @@ def train(
     from lrtool import results as res
     from lrtool.schedule_view import parse_sets
 
-    _check_backend(backend)
+    distributed.check_backend(backend)
     loaded, source, base = _load(config, seed, device)
     loaded = _train_overrides(loaded, steps, source)
     if lr is not None and not lr > 0:
@@ -591,7 +549,7 @@ def train(
     from lrtool.schedules import build_schedule, get_spec
 
     get_spec(name)
-    main = _is_main_rank()
+    main = distributed.is_main_rank()
     if main:
         folder = res.prepare_folder(
             res.run_folder(str(out) if out else None, _config_name(source), "train"),
@@ -636,7 +594,7 @@ def train(
         "best_val_loss": result.best_val_loss,
         "final_accuracy": result.final_accuracy,
         "wall_s": round(result.wall_s, 3),
-        "distributed": _distributed_summary(loaded),
+        "distributed": distributed.describe(loaded.data.batch_size),
         "output_folder": str(folder),
         "config_echo": loaded.model_dump(mode="json"),
         "versions": res.versions(),
@@ -741,7 +699,7 @@ def compare(
     from lrtool import results as res
     from lrtool.schedule_view import plan_runs
 
-    if _launched_by_torchrun():
+    if distributed.launched_by_torchrun():
         raise usage_error(
             "compare does not run under torchrun; run it as one process (--jobs N runs "
             "schedules in parallel), or use find/train under torchrun"

@@ -8,6 +8,10 @@ it). The range test and the trainer average each step's loss over the ranks
 (:func:`mean_over_ranks`), so every rank sees the same curve and stops at the same step. Only
 rank 0 prints and writes files.
 
+This module imports torch only inside the functions that need it: the CLI asks it about the
+launch (``launched_by_torchrun``, ``is_main_rank``) on every command, plot and schedules
+included, which must stay torch-free.
+
 The same averaging is what makes :func:`lrtool.find_lr` work inside a user's own DDP script: it
 all-reduces the loss whenever a process group with more than one rank is initialised.
 """
@@ -15,13 +19,14 @@ all-reduces the loss whenever a process group with more than one rank is initial
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any
 
 from lrtool.errors import LrtoolError, usage_error
+
+if TYPE_CHECKING:
+    import torch
 
 BACKENDS = ("auto", "gloo", "nccl")
 
@@ -33,20 +38,27 @@ class DistContext:
     local_rank: int
     backend: str
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
 
 def launched_by_torchrun() -> bool:
     """Whether this process is one of several started by torchrun (or a similar launcher)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
-def choose_backend(requested: str, device: torch.device) -> str:
-    """``auto``: nccl for CUDA devices, gloo otherwise; a named backend must be available."""
+def is_main_rank() -> bool:
+    """Rank 0 under torchrun, or a single process (read from the environment)."""
+    return not launched_by_torchrun() or int(os.environ["RANK"]) == 0
+
+
+def check_backend(requested: str) -> None:
     if requested not in BACKENDS:
         raise usage_error(f"--backend: must be one of {', '.join(BACKENDS)}, got {requested!r}")
+
+
+def choose_backend(requested: str, device: torch.device) -> str:
+    """``auto``: nccl for CUDA devices, gloo otherwise; a named backend must be available."""
+    import torch.distributed as dist
+
+    check_backend(requested)
     backend = requested
     if requested == "auto":
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -65,6 +77,9 @@ def init_from_env(device: torch.device, requested: str = "auto") -> DistContext 
     """Join the process group torchrun set up; ``None`` when running as a single process."""
     if not launched_by_torchrun():
         return None
+    import torch
+    import torch.distributed as dist
+
     backend = choose_backend(requested, device)
     if not dist.is_initialized():
         if device.type == "cuda":
@@ -76,7 +91,9 @@ def init_from_env(device: torch.device, requested: str = "auto") -> DistContext 
 
 
 def active_world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    """The size of the initialised process group, 1 without one (torch is not imported here)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist.get_world_size() if dist and dist.is_available() and dist.is_initialized() else 1
 
 
 def mean_over_ranks(value: float, device: torch.device | None = None) -> float:
@@ -87,6 +104,9 @@ def mean_over_ranks(value: float, device: torch.device | None = None) -> float:
     world = active_world_size()
     if world == 1:
         return value
+    import torch
+    import torch.distributed as dist
+
     on = device if device is not None and dist.get_backend() == "nccl" else torch.device("cpu")
     tensor = torch.tensor([value], dtype=torch.float64, device=on)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
@@ -109,6 +129,25 @@ def wrap_model(model: torch.nn.Module, ctx: DistContext, device: torch.device) -
     return DistributedDataParallel(model, device_ids=ids if device.type == "cuda" else None)
 
 
-def finish(ctx: DistContext | None) -> None:
-    if ctx is not None and dist.is_initialized():
+def describe(global_batch: int) -> dict[str, Any] | None:
+    """World size, backend and batch sizes of a torchrun run (None for one process)."""
+    if not launched_by_torchrun():
+        return None
+    dist = sys.modules.get("torch.distributed")
+    world = int(os.environ["WORLD_SIZE"])
+    return {
+        "world_size": world,
+        "backend": dist.get_backend() if dist and dist.is_initialized() else None,
+        "global_batch": global_batch,
+        "per_rank_batch": global_batch // world,
+    }
+
+
+def finish(finished: bool) -> None:
+    """Leave the process group, if one was joined. After a run that finished, wait for every
+    rank first, so that no rank tears its connections down while another still uses them."""
+    dist = sys.modules.get("torch.distributed")
+    if dist and dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.distributed import mean_over_ranks
+from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError
 from lrtool.finder import cycle, default_step, to_device
 from lrtool.schedules import Schedule
@@ -152,6 +152,7 @@ def train(
     step = default_step(loss_fn)
     move = None if device is None or device.type == "cpu" else device
     batches = cycle(train_batches)
+    ranked = active_world_size() > 1
     smooth_avg = 0.0
     started = time.perf_counter()
 
@@ -181,7 +182,9 @@ def train(
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
-            value = mean_over_ranks(float(loss.detach()), move)  # the same on every rank
+            value = float(loss.detach())
+            if ranked:  # under DDP every rank sees the mean over ranks: they stop together
+                value = mean_over_ranks(value, move)
             result.steps.append(t)
             result.lrs.append(lr)
             result.momentums.append(driver.current_momentum())

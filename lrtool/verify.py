@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.distributed import mean_over_ranks
+from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import usage_error
 from lrtool.finder import (
     StateSnapshot,
@@ -164,11 +164,14 @@ def _train(
     """Train up to ``steps`` steps; stops at the first non-finite loss (it is included)."""
     model.train()
     batches = cycle(loader)
+    ranked = active_world_size() > 1
     losses: list[float] = []
     for _ in range(steps):
         with autocast():
             loss = step(model, to_device(next(batches), move))
-        value = mean_over_ranks(float(loss.detach()), move)  # under DDP: every rank stops alike
+        value = float(loss.detach())
+        if ranked:  # under DDP every rank sees the mean over ranks: they stop together
+            value = mean_over_ranks(value, move)
         losses.append(value)
         if not math.isfinite(value):
             break

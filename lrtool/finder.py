@@ -162,11 +162,18 @@ def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
     keyword arguments (``model(**batch)``), and models that return their own loss."""
 
     def step(model: nn.Module, batch: Any) -> torch.Tensor:
-        # The common case first, with concrete-type checks (a Mapping check is an ABC lookup).
-        if loss_fn is not None and type(batch) in (tuple, list) and len(batch) >= 2:
+        # (inputs, targets) first: the common case, and a concrete-type check, where the
+        # Mapping check below is an ABC lookup.
+        if isinstance(batch, (tuple, list)) and len(batch) >= 2:
             output = model(batch[0])
-            if type(output) is torch.Tensor:
-                return loss_fn(output, batch[1])
+            if loss_fn is None:
+                own = loss_from_output(output)
+                if own is None:
+                    raise LrtoolError(
+                        "no loss function was given and the model's output has no loss "
+                        "(.loss or 'loss'); pass loss_fn or a step_fn(model, batch) -> loss"
+                    )
+                return own
             return loss_fn(_logits(output), batch[1])
         if isinstance(batch, Mapping):
             output = model(**batch)
@@ -183,17 +190,6 @@ def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
                     "or a step_fn(model, batch) -> loss"
                 )
             return loss_fn(_logits(output), target)
-        if isinstance(batch, tuple | list) and len(batch) >= 2:
-            output = model(batch[0])
-            if loss_fn is None:
-                own = loss_from_output(output)
-                if own is None:
-                    raise LrtoolError(
-                        "no loss function was given and the model's output has no loss "
-                        "(.loss or 'loss'); pass loss_fn or a step_fn(model, batch) -> loss"
-                    )
-                return own
-            return loss_fn(_logits(output), batch[1])
         if isinstance(batch, torch.Tensor) and loss_fn is None:
             own = loss_from_output(model(batch))
             if own is not None:
@@ -205,6 +201,11 @@ def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
         )
 
     return step
+
+
+def _check_scalar(loss: Any) -> None:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise LrtoolError(f"the step must return a scalar loss tensor, got {_describe(loss)}")
 
 
 def _logits(output: Any) -> Any:
@@ -565,10 +566,7 @@ class _Sweep:
             batch = to_device(next(batches), self.move)
             with self.autocast():
                 loss = self.step(self.model, batch)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise LrtoolError(
-                    f"the step must return a scalar loss tensor, got {_describe(loss)}"
-                )
+            _check_scalar(loss)
             scaled = loss / n if n > 1 else loss
             (scaler.scale(scaled) if scaler else scaled).backward()
             total = scaled.detach() if total is None else total + scaled.detach()
@@ -598,16 +596,12 @@ class _Sweep:
     def _plain_step_fn(self) -> Callable[[Iterator[Any]], float]:
         """The step of a bare loop, with everything it touches bound once (the hot path)."""
         zero_grad, optimizer_step = self.optimizer.zero_grad, self.optimizer.step
-        step, model, tensor = self.step, self.model, torch.Tensor
+        step, model = self.step, self.model
 
         def plain_step(batches: Iterator[Any]) -> float:
             zero_grad(set_to_none=True)
             loss = step(model, next(batches))
-            if type(loss) is not tensor or loss.numel() != 1:
-                if not isinstance(loss, tensor) or loss.numel() != 1:
-                    raise LrtoolError(
-                        f"the step must return a scalar loss tensor, got {_describe(loss)}"
-                    )
+            _check_scalar(loss)
             loss.backward()
             optimizer_step()
             return float(loss.detach())

@@ -159,10 +159,7 @@ def _repeated(task: Task, model: Any, optimizer: Any, seed: int, k: int) -> Any:
         order = TensorBatches(xt, yt, task.batch_size, shuffle=True, seed=seed + 1000 * (r + 1))
         runs.append(find_lr(model, optimizer, order, task.loss_fn()))
     merged = merge_runs(runs)
-    merged.coarse = None
-    steps = sum(r.steps_total for r in runs)
-    merged.steps_requested = steps  # reported as the cost below
-    return _Repeated(merged.lr, merged.onecycle_max_lr, steps)
+    return _Repeated(merged.lr, merged.onecycle_max_lr, sum(r.steps_total for r in runs))
 
 
 @dataclass

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from lrtool.build import Setup, build, check_batch
+from lrtool.build import Setup, build, check_batch, resolve_device
 from lrtool.config import Config
 from lrtool.data import TensorBatches
 from lrtool.finder import (
@@ -26,7 +26,6 @@ from lrtool.suggest import lrtool_constant
 
 def prepare(config: Config, base_dir: Path | None, backend: str = "auto") -> Setup:
     """Build a config's setup; under torchrun, join the process group first."""
-    from lrtool.build import resolve_device
     from lrtool.distributed import init_from_env
 
     dist = init_from_env(resolve_device(config.device), backend)

@@ -149,6 +149,31 @@ def to_device(batch: Any, device: torch.device | None) -> Any:
     return batch
 
 
+def grad_resetter(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """``optimizer.zero_grad(set_to_none=True)``, bound once for a loop over the same groups.
+
+    For an optimizer that keeps torch's own ``zero_grad``, this sets ``p.grad = None`` for its
+    parameters directly: the same effect without the profiler record and dynamo guard torch
+    wraps every call in (about 6 us, 2% of a small MLP's step on a CPU). Under an active
+    ``torch.profiler`` it calls ``zero_grad`` itself, so that traces keep their labels. An
+    optimizer that overrides ``zero_grad`` always gets its own.
+    """
+    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad:
+        return functools.partial(optimizer.zero_grad, set_to_none=True)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    profiling = torch.autograd._profiler_enabled
+    zero_grad = optimizer.zero_grad
+
+    def reset() -> None:
+        if profiling():
+            zero_grad(set_to_none=True)
+            return
+        for p in params:
+            p.grad = None
+
+    return reset
+
+
 def loss_from_output(output: Any) -> torch.Tensor | None:
     """The loss a model computed itself: a ``.loss`` attribute or a ``"loss"`` key."""
     if isinstance(output, Mapping) and "loss" in output:
@@ -559,7 +584,7 @@ class _Sweep:
     def _one_step(self, batches: Iterator[Any]) -> float:
         """Forward, backward (over the micro-batches) and one optimizer step; the mean loss."""
         optimizer, scaler = self.optimizer, self.scaler
-        optimizer.zero_grad(set_to_none=True)
+        self.zero_grad()
         total = None
         n = self.accumulation_steps
         for _ in range(n):
@@ -583,6 +608,10 @@ class _Sweep:
         return float(total)
 
     @functools.cached_property
+    def zero_grad(self) -> Callable[[], None]:
+        return grad_resetter(self.optimizer)
+
+    @functools.cached_property
     def plain(self) -> bool:
         """No accumulation, clipping, AMP or device moves: the step a bare loop takes."""
         return (
@@ -595,11 +624,11 @@ class _Sweep:
 
     def _plain_step_fn(self) -> Callable[[Iterator[Any]], float]:
         """The step of a bare loop, with everything it touches bound once (the hot path)."""
-        zero_grad, optimizer_step = self.optimizer.zero_grad, self.optimizer.step
+        zero_grad, optimizer_step = self.zero_grad, self.optimizer.step
         step, model = self.step, self.model
 
         def plain_step(batches: Iterator[Any]) -> float:
-            zero_grad(set_to_none=True)
+            zero_grad()
             loss = step(model, next(batches))
             _check_scalar(loss)
             loss.backward()

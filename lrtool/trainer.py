@@ -17,7 +17,7 @@ from torch import nn
 
 from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError
-from lrtool.finder import cycle, default_step, to_device
+from lrtool.finder import cycle, default_step, grad_resetter, to_device
 from lrtool.schedules import Schedule
 from lrtool.suggest import debiased_ema
 from lrtool.torch_adapter import LrtoolScheduler
@@ -153,6 +153,7 @@ def train(
     move = None if device is None or device.type == "cpu" else device
     batches = cycle(train_batches)
     ranked = active_world_size() > 1
+    zero_grad = grad_resetter(optimizer)
     smooth_avg = 0.0
     started = time.perf_counter()
 
@@ -176,7 +177,7 @@ def train(
         run_eval(0, schedule(0), None)
         for t in range(steps):
             lr = driver.apply(t)
-            optimizer.zero_grad(set_to_none=True)
+            zero_grad()
             loss = step(model, to_device(next(batches), move))
             loss.backward()
             if grad_clip is not None:

@@ -27,6 +27,7 @@ from lrtool.finder import (
     _val_loss,
     cycle,
     default_step,
+    grad_resetter,
     model_device,
     to_device,
 )
@@ -165,6 +166,7 @@ def _train(
     model.train()
     batches = cycle(loader)
     ranked = active_world_size() > 1
+    zero_grad = grad_resetter(optimizer)
     losses: list[float] = []
     for _ in range(steps):
         with autocast():
@@ -175,7 +177,7 @@ def _train(
         losses.append(value)
         if not math.isfinite(value):
             break
-        optimizer.zero_grad(set_to_none=True)
+        zero_grad()
         loss.backward()
         optimizer.step()
         driver.step()

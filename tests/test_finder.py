@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError
-from lrtool.finder import RangeTestInterrupted, find_lr, lr_ladder
+from lrtool.finder import RangeTestInterrupted, find_lr, grad_resetter, lr_ladder
 from lrtool.suggest import debiased_ema
 
 
@@ -286,3 +286,40 @@ def test_validation_loss_monitoring():
         model, opt, loader, nn.CrossEntropyLoss(), steps=8, val_loader=loader[:2], val_batches=2
     )
     assert r.monitor.startswith("val") and r.losses != r.train_losses
+
+
+def test_grad_resetter_clears_every_grad_like_zero_grad():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    frozen_head = nn.Linear(2, 2)  # a second group, as with per-layer LRs
+    opt = torch.optim.SGD(
+        [{"params": model.parameters()}, {"params": frozen_head.parameters(), "lr": 0.01}],
+        lr=0.1,
+    )
+    reset = grad_resetter(opt)
+    frozen_head(model(torch.randn(5, 4))).sum().backward()
+    params = [p for g in opt.param_groups for p in g["params"]]
+    assert all(p.grad is not None for p in params)
+    reset()
+    assert all(p.grad is None for p in params)
+
+
+def test_grad_resetter_keeps_an_overridden_zero_grad_and_profiler_labels():
+    calls = []
+
+    class Counting(torch.optim.SGD):
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            calls.append(set_to_none)
+            super().zero_grad(set_to_none)
+
+    model = nn.Linear(3, 1)
+    grad_resetter(Counting(model.parameters(), lr=0.1))()
+    assert calls == [True]
+
+    # Under the profiler the real zero_grad runs, so the trace keeps its label.
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    reset = grad_resetter(opt)
+    model(torch.randn(2, 3)).sum().backward()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        reset()
+    assert model.weight.grad is None
+    assert any("zero_grad" in e.name for e in prof.events())

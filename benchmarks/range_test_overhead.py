@@ -1,18 +1,22 @@
 """Range-test cost per step: lrtool against a bare PyTorch loop and against torch-lr-finder.
 
-    python benchmarks/range_test_overhead.py            # median of 7 alternated triples
-    python benchmarks/range_test_overhead.py --pairs 9 --steps 300
-    pip install torch-lr-finder                          # for column (c); not a dependency
+    python benchmarks/range_test_overhead.py             # 9 alternated rounds, about 4 minutes
+    python benchmarks/range_test_overhead.py --pairs 15  # tighter intervals
+    pip install torch-lr-finder                           # for column (c); not a dependency
 
 The same model (rebuilt from the same seed), batches (pre-built tensors, cycled), thread count
 (1) and number of steps for (a) ``lrtool.find_lr`` through the Python API, (b) a bare loop that
 sets the LR of the exponential ladder and does forward, backward and step and reads the loss,
-and (c) torch-lr-finder's ``LRFinder.range_test``. The LR range (1e-5 to 1e-2) never diverges,
-so all three run every step. Each measurement is the whole call, including state snapshot and
-restore and the suggestion rules (lrtool) or torch-lr-finder's own bookkeeping. The three
-alternate (a, b, c, a, b, c, ...) and the median of the per-pair ratios is reported. Times are the thread's CPU time
-(``time.thread_time``), which a busy or virtual machine disturbs much less than wall time. Targets: lrtool / bare <= 1.05,
-lrtool / torch-lr-finder <= 1.0.
+and (c) torch-lr-finder's ``LRFinder.range_test`` plus ``reset``. The LR range (1e-5 to 1e-2)
+never diverges, so all three run every step. Each measurement is the whole call, including
+state snapshot and restore and the suggestion rules (lrtool) or torch-lr-finder's own
+bookkeeping. A fourth run, (d), is the bare loop again: the ratio d/b is an A/A test that shows
+how much this machine moves a ratio that should be exactly 1.
+
+Each round runs a, b, c, d, rotating the order every round; each ratio is the median of the
+per-round ratios, with a 90% bootstrap interval. Times are the thread's CPU time
+(``time.thread_time``), which a busy or virtual machine disturbs much less than wall time.
+Targets: lrtool / bare <= 1.05, lrtool / torch-lr-finder <= 1.0.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import random
 import statistics
 import sys
 import time
@@ -120,49 +125,78 @@ def run_torch_lr_finder(make, data, steps: int) -> float | None:
     return elapsed
 
 
+CASES = (
+    # name, model, input shape, batch size, steps per run: small models show overhead most; the
+    # 32x32 CNN is compute-bound (a conv step is ~50x the MLP's), so runs there are shorter.
+    ("MLP 64-64-10", mlp, (64,), 64, 1.0),
+    ("CNN 3x16x16", cnn, (3, 16, 16), 16, 1.0),
+    ("CNN 3x32x32", cnn, (3, 32, 32), 64, 0.25),
+)
+
+
+def interval(ratios: list[float], draws: int = 2000) -> tuple[float, float]:
+    """A 90% bootstrap interval of the median ratio (fixed seed: the same data, the same answer)."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return medians[int(0.05 * draws)], medians[int(0.95 * draws) - 1]
+
+
+def ratio_cell(a: list[float], b: list[float]) -> str:
+    """Median of the per-round ratios a/b and its 90% interval, or '-' without b."""
+    if not a or not b:
+        return "-"
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    low, high = interval(ratios)
+    return f"{statistics.median(ratios):.3f} [{low:.3f}, {high:.3f}]"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=7, help="alternated repetitions (>= 5)")
-    parser.add_argument("--steps", type=int, default=200, help="range-test steps")
+    parser.add_argument("--pairs", type=int, default=9, help="alternated rounds (>= 5)")
+    parser.add_argument("--steps", type=int, default=300, help="range-test steps (small models)")
+    parser.add_argument("--only", default="", help="run the models whose name contains this")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    cases = [("MLP 64-64-10", mlp, batches((64,))), ("CNN 3x32x32", cnn, batches((3, 32, 32)))]
     print(
-        f"range test, {args.steps} steps, 1 thread, median of {args.pairs} alternated runs\n"
-        f"{'model':14} {'lrtool ms/step':>15} {'bare':>8} {'torch-lr-finder':>16} "
-        f"{'lrtool/bare':>12} {'lrtool/tlf':>11}"
+        f"range test, 1 thread, median of {args.pairs} alternated rounds [90% bootstrap interval]"
+        "\nbare (A/A) is a second bare run in the same round: the noise of this machine\n"
     )
-    for name, make, data in cases:
-        run_lrtool(make, data, 20), run_bare(make, data, 20), run_torch_lr_finder(make, data, 20)
+    header = (
+        f"{'model':13} {'steps':>5} {'lrtool ms/step':>14} {'bare':>7} {'tlf':>7}  "
+        f"{'lrtool / bare':>21}  {'lrtool / torch-lr-finder':>24}  {'bare (A/A)':>21}"
+    )
+    print(header)
+    for name, make, shape, size, share in CASES:
+        if args.only not in name:
+            continue
+        steps = max(20, int(args.steps * share))
+        data = batches(shape, size=size)
         runners = {
             "lrtool": run_lrtool,
             "bare": run_bare,
             "tlf": run_torch_lr_finder,
+            "bare2": run_bare,
         }
+        for run in runners.values():  # warm-up: first-call costs belong to no one
+            run(make, data, 20)
         times: dict[str, list[float]] = {key: [] for key in runners}
         order = list(runners)
         for _ in range(args.pairs):
             for key in order:
                 gc.collect()  # each run starts from a collected heap, so none pays for another
-                elapsed = runners[key](make, data, args.steps)
+                elapsed = runners[key](make, data, steps)
                 if elapsed is not None:
                     times[key].append(elapsed)
             order = order[1:] + order[:1]  # rotate, so that no runner always goes first
-        per = {k: 1000 * statistics.median(v) / args.steps for k, v in times.items() if v}
-        # The ratio of each alternated pair, then the median: robust to drift of the machine.
-        ratio_bare = statistics.median(
-            a / b for a, b in zip(times["lrtool"], times["bare"], strict=True)
-        )
-        tlf_ms = f"{per['tlf']:16.3f}" if "tlf" in per else f"{'not installed':>16}"
-        ratio_tlf = (
-            f"{statistics.median(a / b for a, b in zip(times['lrtool'], times['tlf'], strict=True)):11.3f}"
-            if times["tlf"]
-            else f"{'-':>11}"
-        )
+        per = {k: 1000 * statistics.median(v) / steps for k, v in times.items() if v}
+        tlf = f"{per['tlf']:7.3f}" if "tlf" in per else f"{'n/a':>7}"
         print(
-            f"{name:14} {per['lrtool']:15.3f} {per['bare']:8.3f} {tlf_ms} "
-            f"{ratio_bare:12.3f} {ratio_tlf}"
+            f"{name:13} {steps:5d} {per['lrtool']:14.3f} {per['bare']:7.3f} {tlf}  "
+            f"{ratio_cell(times['lrtool'], times['bare']):>21}  "
+            f"{ratio_cell(times['lrtool'], times['tlf']):>24}  "
+            f"{ratio_cell(times['bare2'], times['bare']):>21}"
         )
+    print("\ntargets: lrtool / bare <= 1.05, lrtool / torch-lr-finder <= 1.0")
     return 0
 
 

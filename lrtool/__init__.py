@@ -35,6 +35,7 @@ _LAZY = {
     "Recommendation": "lrtool.suggest",
     "RULES": "lrtool.suggest",
     "TensorBatches": "lrtool.data",
+    "retain_freed_memory": "lrtool.heap",
 }
 
 __all__ = ["LrtoolError", "SCHEDULES", "Schedule", "build_schedule", "__version__", *_LAZY]

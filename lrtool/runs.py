@@ -21,13 +21,19 @@ from lrtool.finder import (
     attach_suggestions,
     find_lr,
 )
+from lrtool.heap import retain_freed_memory
 from lrtool.suggest import lrtool_constant
 
 
 def prepare(config: Config, base_dir: Path | None, backend: str = "auto") -> Setup:
-    """Build a config's setup; under torchrun, join the process group first."""
+    """Build a config's setup; under torchrun, join the process group first.
+
+    The run owns its process (a CLI command or a compare worker), so it also keeps freed CPU
+    memory for the next step instead of page-faulting it back in (:mod:`lrtool.heap`).
+    """
     from lrtool.distributed import init_from_env
 
+    retain_freed_memory()
     dist = init_from_env(resolve_device(config.device), backend)
     setup = build(config, base_dir, dist=dist)
     check_batch(setup)

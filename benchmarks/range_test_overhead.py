@@ -14,7 +14,9 @@ bookkeeping. A fourth run, (d), is the bare loop again: the ratio d/b is an A/A 
 how much this machine moves a ratio that should be exactly 1.
 
 Each round runs a, b, c, d, rotating the order every round; each ratio is the median of the
-per-round ratios, with a 90% bootstrap interval. Times are the thread's CPU time
+per-round ratios, with a 90% bootstrap interval. The process keeps freed memory for reuse, as
+``lrtool find`` does (``lrtool.heap``; ``--default-malloc`` leaves glibc's defaults), for all
+four runners alike. Times are the thread's CPU time
 (``time.thread_time``), which a busy or virtual machine disturbs much less than wall time.
 Targets: lrtool / bare <= 1.05, lrtool / torch-lr-finder <= 1.0.
 """
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 
 from lrtool.finder import find_lr, lr_ladder
+from lrtool.heap import retain_freed_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_tasks import conv_net  # noqa: E402
@@ -155,10 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=9, help="alternated rounds (>= 5)")
     parser.add_argument("--steps", type=int, default=300, help="range-test steps (small models)")
     parser.add_argument("--only", default="", help="run the models whose name contains this")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's trimming on (freed memory page-faulted back in each step)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    # As `lrtool find` runs: freed memory is kept for the next step, for all four runners
+    # alike. Otherwise how many pages each run faults in depends on the heap's history, which
+    # adds a few % of noise to a conv step (see benchmarks/freed_memory.py).
+    retained = not args.default_malloc and retain_freed_memory()
     print(
         f"range test, 1 thread, median of {args.pairs} alternated rounds [90% bootstrap interval]"
+        f", freed memory {'retained (as lrtool find runs)' if retained else 'trimmed (glibc)'}"
         "\nbare (A/A) is a second bare run in the same round: the noise of this machine\n"
     )
     header = (

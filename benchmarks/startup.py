@@ -4,6 +4,8 @@ Measured side by side in one run: A (an lrtool command) and B (import torch) alt
 median of N pairs is taken, and the ratio A/B is printed. Targets: lrtool plot --schedule
 onecycle at most 0.2 of the torch import; a 1,000,000-step plot at most 2x a 1,000-step one.
 
+lrtool's bytecode is compiled first (``benchmarks/bytecode.py``), as ``pip install`` does.
+
 Rerun: python benchmarks/startup.py [--pairs 7]
 """
 
@@ -14,6 +16,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_package  # noqa: E402
 
 COMMANDS = {
     "lrtool --help": ["-m", "lrtool", "--help"],
@@ -44,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=7)
     args = parser.parse_args()
+    compile_package()  # as an installed lrtool: bytecode, not source, at start-up
     wall(TORCH)  # warm the file cache for both sides
     results = {}
     for label, argv in COMMANDS.items():

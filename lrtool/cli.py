@@ -41,7 +41,7 @@ def _stderr() -> Console:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn an LrtoolError into one line on stderr and its exit code."""
+    """Turn an LrtoolError into one line on stderr and its exit code; remove empty new run folders."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -65,6 +65,9 @@ def handle_errors(fn: F) -> F:
             _stderr().print("interrupted", markup=False)
             raise typer.Exit(INTERRUPTED_EXIT) from None
         finally:
+            from lrtool.results import remove_empty_new_folders
+
+            remove_empty_new_folders()
             distributed.finish(finished)
 
     return wrapper  # type: ignore[return-value]
@@ -753,7 +756,7 @@ def compare(
     except CompareInterrupted as stop:
         results, interrupted = stop.results, True
     if not results:
-        err.print(f"interrupted before any run finished; nothing written to {folder}")
+        err.print("interrupted before any run finished; nothing was written")
         raise typer.Exit(INTERRUPTED_EXIT)
     rows, used_target = compare_summary_rows(results, target)
     eval_rows = [{"schedule": r.label, **e} for r in results for e in r.evals]

@@ -52,13 +52,31 @@ def prepare_folder(folder: Path, names: Sequence[str], force: bool) -> Path:
             f"--out: {folder} already holds {', '.join(clashes)}; pass --force to overwrite "
             f"or choose another --out folder"
         )
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LrtoolError(f"--out: cannot create folder {folder}: {exc.strerror}") from None
+    _created.extend(missing)  # deepest first
     if not os.access(folder, os.W_OK):
         raise LrtoolError(f"--out: folder {folder} is not writable")
     return folder
+
+
+_created: list[Path] = []  # folders prepare_folder made in this process, deepest first
+
+
+def remove_empty_new_folders() -> None:
+    """Remove the folders :func:`prepare_folder` created that are still empty.
+
+    Called when a command ends, whatever its outcome: a run that fails or is interrupted before
+    it writes anything leaves no empty run folder behind. A folder that holds a file, or that
+    existed before, is kept.
+    """
+    while _created:
+        folder = _created.pop(0)
+        with contextlib.suppress(OSError):  # not empty (or gone): keep it
+            folder.rmdir()
 
 
 def write_atomic(path: Path, text: str) -> Path:

@@ -191,6 +191,31 @@ def test_results_are_never_half_written_by_a_cli_run(tiny_config, tmp_path, monk
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize(
+    "command", [["find"], ["train", "--lr", "0.1"], ["compare", "--lr-from-find"]]
+)
+def test_a_run_that_fails_before_writing_leaves_no_new_folder(tmp_path, monkeypatch, command):
+    """The error comes after the output folder was made (the data is read when the run is
+    built); the folder, and the parents made for it, are removed again."""
+    config = write_config(tmp_path, "data: {source: csv, path: missing.csv}\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(command[0], config, "--out", tmp_path / "a" / "b" / "out", *command[1:])
+    assert result.exit_code == 1, result.output
+    assert "missing.csv" in result.output
+    assert not (tmp_path / "a").exists()
+    result = invoke(command[0], config, *command[1:])  # the default runs/<name>-<command>-<time>
+    assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]
+
+
+def test_a_failed_run_keeps_a_folder_that_existed(tmp_path):
+    config = write_config(tmp_path, "data: {source: csv, path: missing.csv}\n")
+    out = tmp_path / "mine"
+    out.mkdir()
+    assert invoke("find", config, "--out", out).exit_code == 1
+    assert out.is_dir()
+
+
 # ------------------------------------------------------------------------------------------
 # Determinism: the same config and seed give byte-identical files
 # ------------------------------------------------------------------------------------------

@@ -168,8 +168,8 @@ def _read_csv(
     except pd.errors.EmptyDataError:
         raise LrtoolError(f"data.path: the CSV file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LrtoolError(f"data.path: cannot read {path} as CSV: {first}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LrtoolError(f"data.path: cannot read {path} as CSV: {reason}") from None
     if frame.empty:
         raise LrtoolError(f"data.path: the CSV file {path} has a header but no rows")
     columns = [str(c) for c in frame.columns]

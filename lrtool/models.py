@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 
 from torch import nn
@@ -86,6 +87,7 @@ def build_model(cfg: ModelConfig, data: DataBundle, base_dir: Path | None = None
 def _from_import(cfg: ModelConfig, data: DataBundle, base_dir: Path | None) -> nn.Module:
     fn = load_object(cfg.function or "", "model.function", base_dir)
     kwargs = dict(cfg.kwargs)
+    accepted: Mapping[str, inspect.Parameter]
     try:
         accepted = inspect.signature(fn).parameters
     except (TypeError, ValueError):

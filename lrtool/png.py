@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,4 +129,9 @@ def _compare(fig: Any, results: list) -> None:
     ax2.set_xlabel("step")
 
 
-_DRAW = {"range_test": _range_test, "schedule": _schedule, "train": _train, "compare": _compare}
+_DRAW: dict[str, Callable[..., None]] = {
+    "range_test": _range_test,
+    "schedule": _schedule,
+    "train": _train,
+    "compare": _compare,
+}

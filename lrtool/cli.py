@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -40,6 +41,9 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+RANK_ERROR_GRACE_S = 3.0  # how long a failing rank other than 0 leaves rank 0 to report
+
+
 def handle_errors(fn: F) -> F:
     """Turn an LrtoolError into one line on stderr and its exit code; remove empty new run folders."""
 
@@ -56,8 +60,19 @@ def handle_errors(fn: F) -> F:
         except LrtoolError as exc:
             if _state["debug"]:
                 raise
-            if distributed.is_main_rank():  # under torchrun every rank fails alike: one line
+            if distributed.is_main_rank():
                 _stderr().print(f"error: {exc.message}", markup=False, soft_wrap=True)
+            else:
+                # Under torchrun the ranks usually fail alike, and rank 0 speaks for all. Exiting
+                # at once could let torchrun stop rank 0 before it has printed, so this rank
+                # waits: once rank 0 has exited, torchrun stops this one here. A rank still
+                # running after the wait failed on its own, and says so.
+                time.sleep(RANK_ERROR_GRACE_S)
+                _stderr().print(
+                    f"error (rank {os.environ.get('RANK', '?')}): {exc.message}",
+                    markup=False,
+                    soft_wrap=True,
+                )
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             if _state["debug"]:

@@ -93,6 +93,40 @@ def test_a_batch_the_world_size_does_not_divide_is_one_clear_error(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+RANK_DATA = """
+import os
+
+import torch
+from torch.utils.data import TensorDataset
+
+
+def make():
+    if os.environ.get("RANK") == "1":
+        raise RuntimeError("shard 1 is missing")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(256, 8, generator=g), torch.randint(0, 3, (256,), generator=g)
+    return TensorDataset(x[:192], y[:192]), TensorDataset(x[192:], y[192:])
+"""
+
+
+def test_an_error_on_one_rank_only_is_reported_by_that_rank(tmp_path):
+    (tmp_path / "rank_data.py").write_text(RANK_DATA)
+    cfg = write_config(
+        tmp_path,
+        CONFIG.replace(
+            "data: {source: synthetic, n_samples: 512, n_features: 8, n_classes: 3, "
+            "batch_size: 64,\n       val_fraction: 0.25}",
+            "data: {source: import, function: 'rank_data:make', batch_size: 64}",
+        ),
+    )
+    done = torchrun(2, "find", str(cfg), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert errors == [
+        "error (rank 1): data.function: rank_data:make raised RuntimeError: shard 1 is missing"
+    ], done.stderr[-2000:]
+
+
 def test_an_unavailable_backend_is_a_clear_error(tmp_path, monkeypatch):
     from lrtool.distributed import choose_backend
     from lrtool.errors import LrtoolError

@@ -323,3 +323,30 @@ def test_grad_resetter_keeps_an_overridden_zero_grad_and_profiler_labels():
         reset()
     assert model.weight.grad is None
     assert any("zero_grad" in e.name for e in prof.events())
+
+
+def test_snapshot_is_one_cpu_copy_of_weights_and_optimizer_state():
+    from lrtool.finder import StateSnapshot
+
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(4, 6)).sum().backward()
+    opt.step()  # Adam now holds exp_avg and exp_avg_sq for every parameter
+
+    def tensors(obj):
+        if isinstance(obj, torch.Tensor):
+            yield obj
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                yield from tensors(value)
+        elif isinstance(obj, list | tuple):
+            for value in obj:
+                yield from tensors(value)
+
+    snap = StateSnapshot.take(model, opt)
+    kept = list(tensors(snap.model_state)) + list(tensors(snap.optimizer_state))
+    live = list(tensors(model.state_dict())) + list(tensors(opt.state_dict()))
+    assert sum(t.nbytes for t in kept) == sum(t.nbytes for t in live)  # exactly one copy
+    assert all(t.device.type == "cpu" for t in kept)
+    live_storage = {t.untyped_storage().data_ptr() for t in live}
+    assert not any(t.untyped_storage().data_ptr() in live_storage for t in kept)  # copies

@@ -158,10 +158,10 @@ def grad_resetter(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     ``torch.profiler`` it calls ``zero_grad`` itself, so that traces keep their labels. An
     optimizer that overrides ``zero_grad`` always gets its own.
     """
-    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad:
+    profiling = getattr(torch.autograd, "_profiler_enabled", None)  # private: may go away
+    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad or profiling is None:
         return functools.partial(optimizer.zero_grad, set_to_none=True)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    profiling = torch.autograd._profiler_enabled
     zero_grad = optimizer.zero_grad
 
     def reset() -> None:

@@ -3,15 +3,17 @@
 Every CPU training step allocates and frees the same activation and gradient buffers. glibc's
 malloc hands the freed top of its heap back to the kernel once it exceeds a trim threshold (twice
 the largest chunk seen so far, a few MB), so the next step faults every page of those buffers in
-again and the kernel zeroes each one: on a small CNN that is thousands of page faults and about
-15% of the step (``python benchmarks/freed_memory.py``). PyTorch's CUDA caching allocator keeps
-GPU memory for the same reason; on the CPU it relies on malloc.
+again and the kernel zeroes each one. On a small CNN that is thousands of page faults a step and
+up to 15% of its time, and 3 to 9% of ``lrtool find``'s sweep (``python
+benchmarks/freed_memory.py``). PyTorch's CUDA caching allocator keeps GPU memory for the same
+reason; on the CPU it relies on malloc.
 
 :func:`retain_freed_memory` raises the trim threshold, so freed memory stays in the heap for the
-next step. Peak memory does not grow: the memory kept is memory the run already used. It is a
-setting of the whole process, so only the commands that own their process call it (``lrtool
-find``, ``train``, ``compare`` and compare's workers); library calls such as ``find_lr`` leave
-the user's process alone, and a script that owns its process may call it itself.
+next step. The memory kept is memory the run already used, so the peak grows only through
+fragmentation (0.5 to 3% in that benchmark). It is a setting of the whole process, so only the
+commands that own their process call it (``lrtool find``, ``train``, ``compare`` and compare's
+workers); library calls such as ``find_lr`` leave the user's process alone, and a script that
+owns its process may call it itself.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Range-test cost per step: lrtool against a bare PyTorch loop and against torch-lr-finder.
 
-    python benchmarks/range_test_overhead.py             # 9 alternated rounds, about 4 minutes
+    python benchmarks/range_test_overhead.py             # 9 alternated rounds, about 1.5 minutes
     python benchmarks/range_test_overhead.py --pairs 15  # tighter intervals
     pip install torch-lr-finder                           # for column (c); not a dependency
 

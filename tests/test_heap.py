@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +69,6 @@ def test_public_and_cheap():
     import lrtool
 
     assert lrtool.retain_freed_memory is heap.retain_freed_memory
-    env = {**os.environ, "LRTOOL_RETAIN_FREED_MEMORY": "1"}
     code = "import lrtool.heap, sys; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False"

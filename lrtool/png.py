@@ -57,9 +57,12 @@ def write_png(kind: str, path: Path, force: bool, **data: Any) -> Path:
 
 
 def _range_test(fig: Any, result: Any) -> None:
+    from lrtool.report import loss_window
+
     ax = fig.add_subplot(1, 1, 1)
-    ax.plot(result.lrs, result.losses, color="0.7", lw=0.8, label="loss (raw)")
-    ax.plot(result.lrs, result.smoothed, color="C0", lw=1.8, label="smoothed")
+    curve = result.lagfree
+    ax.plot(result.lrs, result.losses, ".", color="0.6", ms=3, label="loss (raw)")
+    ax.plot(result.lrs, curve, color="C0", lw=1.8, label="lag-free curve (what the rule reads)")
     for value, name, colour in (
         (result.lr, "lr", "C3"),
         (result.onecycle_max_lr, "1cycle max_lr", "C2"),
@@ -68,12 +71,9 @@ def _range_test(fig: Any, result: Any) -> None:
             ax.axvline(value, color=colour, ls="--", label=f"{name} {value:.3g}")
     if result.mode == "exp":
         ax.set_xscale("log")
-    finite = sorted(v for v in result.smoothed if v == v)
-    if finite:
-        ax.set_ylim(
-            finite[0] - 0.05 * abs(finite[0]),
-            finite[0] + 3 * (finite[len(finite) // 2] - finite[0]) + 1e-9,
-        )
+    window = loss_window(result.losses, curve)
+    if window is not None:
+        ax.set_ylim(*window)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.set_title("LR range test")

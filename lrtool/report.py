@@ -42,13 +42,23 @@ def evenly_spaced(n: int, count: int) -> list[int]:
 
 
 def curve_table(
-    lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], rows: int = 15
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    smoothed: Sequence[float],
+    curve: Sequence[float] | None = None,
+    rows: int = 15,
 ) -> Table:
+    """Some steps of the sweep: the raw loss, the lag-free curve the rule reads and the
+    debiased EMA that watches for divergence."""
     table = Table(title="Range test (a subset of the steps)", title_justify="left")
-    for name in ("step", "lr", "loss", "smoothed loss"):
+    names = ["step", "lr", "loss", "lag-free (rule)", "EMA (divergence)"]
+    for name in names if curve is not None else names[:3] + names[4:]:
         table.add_column(name, justify="right")
     for i in evenly_spaced(len(lrs), rows):
-        table.add_row(str(i), fmt_lr(lrs[i]), fmt_loss(losses[i]), fmt_loss(smoothed[i]))
+        cells = [str(i), fmt_lr(lrs[i]), fmt_loss(losses[i])]
+        if curve is not None:
+            cells.append(fmt_loss(curve[i]))
+        table.add_row(*cells, fmt_loss(smoothed[i]))
     return table
 
 
@@ -66,22 +76,29 @@ def suggestions_table(
 
 
 def verify_table(verification: Any) -> Table:
-    """The --verify candidates: LR, score and which one was kept, per use."""
-    table = Table(
-        title=(
+    """The --verify or --budget candidates: LR, steps, score and which one was kept."""
+    if verification.budget is not None:
+        spent = verification.steps_spent / max(verification.target_steps or 1, 1)
+        title = (
+            f"Budgeted search ({verification.because}: spent {verification.steps_spent} "
+            f"steps = {spent:.2f} of one training, {verification.monitor} loss)"
+        )
+    else:
+        title = (
             f"Verify ({verification.because}: {verification.steps_spent} training steps, "
             f"{verification.monitor} loss)"
-        ),
-        title_justify="left",
-    )
+        )
+    table = Table(title=title, title_justify="left")
     table.add_column("use")
     table.add_column("lr", justify="right")
-    table.add_column("final loss", justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("loss", justify="right")
     table.add_column("kept")
     for row in verification.rows():
         score = row["score"]
         shown = "diverged" if score != score else f"{score:.4g}"
-        table.add_row(row["use"], fmt_lr(row["lr"]), shown, "*" if row["kept"] else "")
+        kept = "*" if row["kept"] else ""
+        table.add_row(row["use"], fmt_lr(row["lr"]), str(row["steps"]), shown, kept)
     return table
 
 
@@ -92,6 +109,13 @@ def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return ticks, [f"1e{e}" for e in range(first, last + 1, stride)]
 
 
+def _new_figure(plt: Any) -> None:
+    """Start from one empty panel: plotext keeps its figure (and a two-panel layout) between
+    plots in one process, so a range-test plot after a schedule plot with momentum would land
+    in the old layout."""
+    plt.main().clear_figure()
+
+
 def _finish(plt: Any, width: int, height: int, color: bool) -> str:
     plt.plotsize(width, height)
     plt.theme("pro" if color else "clear")
@@ -100,42 +124,59 @@ def _finish(plt: Any, width: int, height: int, color: bool) -> str:
     return text if color else plt.uncolorize(text)
 
 
+def loss_window(losses: Sequence[float], curve: Sequence[float]) -> tuple[float, float] | None:
+    """The y-range of a range-test plot: from just below the lowest raw loss (always visible)
+    to three times the curve's median rise above its minimum, so that one exploding point
+    does not flatten the part the rule reads."""
+    raw = [v for v in losses if math.isfinite(v)]
+    line = sorted(v for v in curve if math.isfinite(v)) or sorted(raw)
+    if not raw or not line:
+        return None
+    low = min(min(raw), line[0])
+    top = line[0] + 3 * (line[len(line) // 2] - line[0])
+    top = min(top, max(max(raw), line[-1]))
+    pad = 0.02 * (top - low) if top > low else 1e-12
+    return low - pad, top + pad
+
+
 def range_test_plot(
     lrs: Sequence[float],
     losses: Sequence[float],
-    smoothed: Sequence[float],
+    curve: Sequence[float],
     marks: dict[str, float | None],
     log_x: bool = True,
     width: int = 90,
     height: int = 22,
     color: bool = False,
 ) -> str:
-    """Smoothed (and raw, faint) loss against LR on a log axis, with suggestions marked."""
+    """The raw losses (dots) and the lag-free curve the rule reads (line) against LR on a log
+    axis, with the suggestions marked; the y-range keeps the lowest raw loss in view."""
     import plotext as plt
 
-    plt.clf()
-    pairs = [(x, y, s) for x, y, s in zip(lrs, losses, smoothed, strict=False) if math.isfinite(y)]
+    _new_figure(plt)
+    pairs = [(x, y, c) for x, y, c in zip(lrs, losses, curve, strict=False) if math.isfinite(y)]
     if len(pairs) < 2:
         return "(not enough finite points to plot)"
+    window = loss_window([p[1] for p in pairs], [p[2] for p in pairs])
+    assert window is not None
+    low, top = window
     xs = [p[0] for p in pairs]
-    finite_s = [p for p in pairs if math.isfinite(p[2])]
-    # Clip the y range so one exploding point does not flatten the interesting part.
-    ys = sorted(p[2] for p in finite_s) or sorted(p[1] for p in pairs)
-    top = min(max(ys), ys[0] + 3 * (ys[len(ys) // 2] - ys[0] + 1e-12) + 1e-12)
-    clip = [min(p[1], top) for p in pairs]
-    plt.plot(xs, clip, label="loss (raw)", color="gray", marker="dot")
+    plt.scatter(xs, [min(p[1], top) for p in pairs], label="loss (raw)", color="gray", marker="dot")
+    line = [p for p in pairs if math.isfinite(p[2])]
     plt.plot(
-        [p[0] for p in finite_s],
-        [min(p[2], top) for p in finite_s],
-        label="smoothed",
+        [p[0] for p in line],
+        [min(p[2], top) for p in line],
+        label="lag-free curve (read by the rule)",
         color="blue",
         marker="braille",
     )
+    plt.ylim(low, top)
     palette = ["red", "green", "orange", "magenta", "cyan"]
-    for (name, value), colour in zip(marks.items(), palette, strict=False):
+    for i, ((name, value), colour) in enumerate(zip(marks.items(), palette, strict=False)):
         if value is not None and xs[0] <= value <= xs[-1]:
             plt.vline(value, colour)
-            plt.text(name, value, top, color=colour)
+            # one label a row, so that two close marks do not overwrite each other
+            plt.text(name, value, top - 0.1 * i * (top - low), color=colour)
     if log_x:
         plt.xscale("log")
         ticks, labels = _log_ticks(xs[0], xs[-1])
@@ -162,7 +203,7 @@ def schedule_plot(
     """LR against step for each schedule; a second panel of momentum where one defines it."""
     import plotext as plt
 
-    plt.clf()
+    _new_figure(plt)
     with_momentum = any(any(m is not None for m in c[2]) for c in curves.values())
     if with_momentum:
         plt.subplots(2, 1)
@@ -270,7 +311,7 @@ def train_plot(
 ) -> str:
     import plotext as plt
 
-    plt.clf()
+    _new_figure(plt)
     plt.subplots(2, 1)
     plt.subplot(1, 1)
     idx = evenly_spaced(len(steps), PLOT_POINTS)
@@ -300,7 +341,7 @@ def train_plot(
     plt.plotsize(width, max(8, height // 2))
     plt.theme("pro" if color else "clear")
     text = plt.build()
-    plt.clf()
+    _new_figure(plt)
     return text if color else plt.uncolorize(text)
 
 
@@ -315,7 +356,7 @@ def overlay_plot(
 ) -> str:
     import plotext as plt
 
-    plt.clf()
+    _new_figure(plt)
     palette = ["blue", "red", "green", "orange", "magenta", "cyan", "gray"]
     for (name, (xs, ys)), colour in zip(curves.items(), palette * 4, strict=False):
         pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and math.isfinite(y)]

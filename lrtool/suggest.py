@@ -111,26 +111,68 @@ def _binned_smooth(log_lrs: np.ndarray, losses: np.ndarray, width: float) -> np.
 
 @dataclass(frozen=True)
 class CurveFeatures:
-    """What lrtool's rules read off a curve (all LRs in log10)."""
+    """What lrtool's rules read off a curve (all LRs in log10).
+
+    ``smooth`` is the lag-free curve (a centred Gaussian in log-LR space) the rules read and
+    the plot draws; ``i_min`` its minimum, ``i_steepest`` its steepest descent before the
+    minimum, and the last point is where the sweep stopped (divergence or ``end_lr``).
+    ``significance`` is the drop from the start to the minimum in units of the standard error
+    of a smoothed point (estimated from the scatter of the raw losses around the curve).
+    """
 
     log_lrs: np.ndarray
     smooth: np.ndarray
     i_min: int
     i_steepest: int
     relative_drop: float
+    significance: float = math.inf
+    i_half: int = 0  # where the curve has first fallen through half of its drop
+    i_rise: int = -1  # where it has climbed back up by half of its drop after the minimum
+
+    @property
+    def log_half(self) -> float:
+        return float(self.log_lrs[self.i_half])
+
+    @property
+    def log_min(self) -> float:
+        return float(self.log_lrs[self.i_min])
+
+    @property
+    def log_steepest(self) -> float:
+        return float(self.log_lrs[self.i_steepest])
+
+    @property
+    def log_stop(self) -> float:
+        return float(self.log_lrs[-1])
+
+    @property
+    def log_rise(self) -> float:
+        return float(self.log_lrs[self.i_rise])
 
 
-def curve_features(lrs: Sequence[float], losses: Sequence[float]) -> CurveFeatures | str:
+SMOOTHING_WIDTH = 0.0125  # 1/80 of the swept decades (never narrower than 1.5 ladder steps)
+# A drop of fewer standard errors is noise: a sweep of pure Gaussian noise exceeds 5 in about
+# 1 in 1,000, of Student-t(3) noise in about 1 in 100 (not fitted on the suite).
+MIN_SIGNIFICANCE = 5.0
+MIN_RELATIVE_DROP = 0.01  # a drop smaller than 1% of the starting loss is a flat curve
+
+
+def curve_features(
+    lrs: Sequence[float], losses: Sequence[float], width: float = SMOOTHING_WIDTH
+) -> CurveFeatures | str:
     """Smooth the finite part of the curve and find its minimum and steepest descent.
 
-    Returns a reason string instead when the curve cannot support a suggestion. Several rules
+    Returns a reason string instead when the curve cannot support a suggestion: too short,
+    never decreasing, flat, or a drop that the noise of the raw losses explains. Several rules
     read the same curve, so the last few answers are cached (by value).
     """
-    return _curve_features(tuple(map(float, lrs)), tuple(map(float, losses)))
+    return _curve_features(tuple(map(float, lrs)), tuple(map(float, losses)), float(width))
 
 
 @functools.lru_cache(maxsize=16)
-def _curve_features(lrs: tuple[float, ...], losses: tuple[float, ...]) -> CurveFeatures | str:
+def _curve_features(
+    lrs: tuple[float, ...], losses: tuple[float, ...], width_fraction: float
+) -> CurveFeatures | str:
     x, y = finite_prefix(lrs, losses)
     if len(x) < MIN_POINTS:
         return f"too few finite points ({len(x)}; need at least {MIN_POINTS})"
@@ -138,9 +180,9 @@ def _curve_features(lrs: tuple[float, ...], losses: tuple[float, ...]) -> CurveF
     span = float(log_x[-1] - log_x[0])
     if span <= 0:
         return "the LRs do not increase"
-    # Width: a fortieth of the swept range, but never narrower than ~3 ladder steps.
     steps = np.diff(log_x)
-    width = max(span / 40, 1.5 * float(np.median(steps)) if len(steps) else 0.0)
+    width = max(span * width_fraction, 1.5 * float(np.median(steps)) if len(steps) else 0.0)
+    y = capped(y)
     smooth = centred_smooth(log_x, y, width)
     skip = max(1, len(x) // 20)  # the first points reflect start-up noise, not the LR
     i_min = int(np.argmin(smooth[skip:])) + skip
@@ -150,11 +192,78 @@ def _curve_features(lrs: tuple[float, ...], losses: tuple[float, ...]) -> CurveF
     relative_drop = drop / scale
     if i_min <= skip or relative_drop <= 0:
         return "the loss never decreased (start lower, or check the data and the model)"
-    if relative_drop < 0.01:
+    risen = smooth[i_min:] >= smooth[i_min] + 0.5 * drop
+    i_rise = i_min + int(np.argmax(risen)) if risen.any() else len(smooth) - 1
+    # Judged on the curve up to two kernel widths past where it shot back up: beyond that the
+    # rise would only leak backwards into the minimum.
+    end = int(np.searchsorted(log_x, log_x[i_rise] + 2 * width, side="right"))
+    significance = _significance(log_x, y, width, skip, i_min, max(end, i_min + 1))
+    if relative_drop < MIN_RELATIVE_DROP:
         return f"the curve is flat (the loss fell by only {relative_drop:.2%})"
+    if significance < MIN_SIGNIFICANCE:
+        return (
+            f"the curve is noise: its drop ({relative_drop:.1%}) is {significance:.1f} standard "
+            f"errors, below {MIN_SIGNIFICANCE:g} (sweep higher LRs or more steps)"
+        )
     slope = np.gradient(smooth[: i_min + 1], log_x[: i_min + 1])
     i_steepest = int(np.argmin(slope))
-    return CurveFeatures(log_x, smooth, i_min, i_steepest, relative_drop)
+    i_half = int(np.argmax(smooth[: i_min + 1] <= start_level - 0.5 * drop))
+    return CurveFeatures(
+        log_x, smooth, i_min, i_steepest, relative_drop, significance, i_half, i_rise
+    )
+
+
+def capped(losses: np.ndarray) -> np.ndarray:
+    """The losses with the exploding tail capped at three times the starting level (the median
+    of the first tenth), so that a 1e6 at divergence does not leak back into the smoothed curve
+    and move its minimum; the rise stays visible."""
+    level = float(np.median(losses[: max(2, len(losses) // 10)]))
+    return np.minimum(losses, level + 2 * abs(level))
+
+
+def _significance(
+    log_x: np.ndarray, y: np.ndarray, width: float, skip: int, i_min: int, end: int
+) -> float:
+    """The drop from the start to the minimum in standard errors of a smoothed point, on the
+    curve's first ``end`` points (before it shot back up).
+
+    sigma is the scatter of the raw losses around the curve, from their median absolute
+    deviation (so the wild steps of a high-LR stretch do not inflate it). The drop is measured
+    on the curve re-smoothed with the raw losses clipped to 3 sigma of it, so a few outliers
+    of heavy-tailed noise cannot dig a dip. The standard error of the difference of two
+    smoothed points is ``sqrt(2) * sigma * sqrt(sum w^2) / sum w``.
+    """
+    log_x, y = log_x[:end], y[:end]
+    smooth = centred_smooth(log_x, y, width)
+    residual = y - smooth
+    sigma = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    if sigma <= 0:
+        return math.inf
+    clipped = centred_smooth(log_x, np.clip(y, smooth - 3 * sigma, smooth + 3 * sigma), width)
+    drop = float(np.median(clipped[: max(2, skip + 1)])) - float(clipped[i_min])
+    centre = log_x[len(log_x) // 2]
+    w = np.exp(-0.5 * ((log_x - centre) / width) ** 2)
+    error = math.sqrt(2) * sigma * math.sqrt(float((w * w).sum())) / float(w.sum())
+    return drop / error
+
+
+def lagfree_curve(
+    lrs: Sequence[float], losses: Sequence[float], width: float = SMOOTHING_WIDTH
+) -> list[float]:
+    """The centred smoothing the rules read, one value per point (NaN from the first
+    non-finite loss on, and everywhere for fewer than two points or non-increasing LRs)."""
+    x, y = finite_prefix(lrs, losses)
+    out = [math.nan] * len(lrs)
+    if len(x) < 2 or not x[-1] > x[0]:
+        return out
+    log_x = np.log10(x)
+    steps = np.diff(log_x)
+    span = float(log_x[-1] - log_x[0])
+    w = max(span * width, 1.5 * float(np.median(steps)))
+    if np.any(steps <= 0):
+        return out
+    out[: len(x)] = centred_smooth(log_x, capped(y), w).tolist()
+    return out
 
 
 REFINE_BELOW_DROP = 0.3  # a first sweep whose loss fell by less than this is refined
@@ -179,42 +288,82 @@ def refinement_reason(lrs: Sequence[float], losses: Sequence[float]) -> str | No
 # lrtool's rules
 # --------------------------------------------------------------------------------------------
 
-CONSTANT_BELOW_MIN = 0.7  # decades below the minimum for a constant LR (about /5)
-ONECYCLE_BELOW_MIN = 0.3  # decades below the minimum for a 1cycle peak (about /2)
 
+@dataclass(frozen=True)
+class AnchorRule:
+    """``log10 lr = w_min*log10(lr_min) + w_steep*log10(lr_steepest) + w_half*log10(lr_half)
+    + w_rise*log10(lr_rise) - offset`` with ``w_rise = 1 - w_min - w_steep - w_half``, on the
+    lag-free curve.
 
-def _below_minimum(lrs: Sequence[float], losses: Sequence[float], decades: float) -> float | None:
-    f = curve_features(lrs, losses)
-    if isinstance(f, str):
-        return None
-    target = f.log_lrs[f.i_min] - decades
-    # Never below where the loss started to fall fast: the steepest point is a floor.
-    floor = min(f.log_lrs[f.i_steepest], f.log_lrs[f.i_min])
-    # Never below the sweep either: the curve says nothing about LRs it did not try.
-    return max(float(10 ** max(target, floor - 0.5)), float(lrs[0]))
-
-
-def lrtool_constant(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
-    """lrtool's constant LR: 0.7 decades (about 5x) below the minimum of the smoothed curve.
-
-    The curve is smoothed without lag (a centred Gaussian in log-LR space, a fortieth of the
-    swept range wide), so the minimum marks where the loss starts to shoot back up; a constant
-    LR must stay clearly below that edge. Never more than half a decade below the steepest
-    descent. ``None`` for a curve that is too short, flat or never decreases.
+    ``lr_min`` is where the smoothed loss is lowest, ``lr_steepest`` where it falls fastest,
+    ``lr_half`` where it has first fallen through half of its drop, ``lr_rise`` where it has
+    climbed back up by half of its drop after the minimum ("the loss shoots back up"; the
+    last point of the sweep when it never does). The result never lies below the sweep or
+    above where it stopped.
     """
-    return _below_minimum(lrs, losses, CONSTANT_BELOW_MIN)
+
+    w_min: float
+    w_steep: float
+    offset: float
+    w_half: float = 0.0
+
+    def __call__(self, lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+        f = curve_features(lrs, losses)
+        if isinstance(f, str):
+            return None
+        return self.read(f, float(lrs[0]))
+
+    def read(self, f: CurveFeatures, first_lr: float) -> float:
+        w_rise = 1.0 - self.w_min - self.w_steep - self.w_half
+        anchor = (
+            self.w_min * f.log_min
+            + self.w_steep * f.log_steepest
+            + self.w_half * f.log_half
+            + w_rise * f.log_rise
+        )
+        log_lr = min(anchor - self.offset, f.log_stop)
+        return max(float(10**log_lr), first_lr)
 
 
-def lrtool_onecycle(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
-    """lrtool's 1cycle peak: 0.3 decades (about 2x) below the minimum of the smoothed curve.
+OPTIMIZER_GROUPS = ("adaptive", "sgd")  # per-parameter step sizes (Adam, RMSprop...) | SGD
+
+# Chosen by leave-one-family-out cross-validation on the 48-task suite
+# (benchmarks/suggestion_quality.py prints them; docs/suggestion-quality.md); the test
+# tests/test_suggestion_quality.py checks that they are that fit.
+CONSTANT_RULES: dict[str, AnchorRule] = {
+    "adaptive": AnchorRule(w_min=0.25, w_steep=0.0, offset=0.6, w_half=0.5),
+    "sgd": AnchorRule(w_min=0.0, w_steep=0.0, offset=0.9, w_half=0.0),
+}
+ONECYCLE_RULES: dict[str, AnchorRule] = {
+    "adaptive": AnchorRule(w_min=0.25, w_steep=0.0, offset=0.35, w_half=0.25),
+    "sgd": AnchorRule(w_min=0.75, w_steep=0.0, offset=0.3, w_half=0.0),
+}
+
+
+def lrtool_constant(
+    lrs: Sequence[float], losses: Sequence[float], group: str = "sgd"
+) -> float | None:
+    """lrtool's constant LR: :data:`CONSTANT_RULES` ``[group]`` on the lag-free curve.
+
+    ``group`` is ``"adaptive"`` for optimizers with per-parameter step sizes (Adam, AdamW,
+    RMSprop, Adagrad, ...) and ``"sgd"`` for SGD with or without momentum. The curve is
+    smoothed without lag (a centred Gaussian in log-LR space), so its points mark where the
+    loss falls and where it shoots back up; a constant LR must stay clearly below that edge.
+    ``None`` for a curve that is too short, flat, noise or never decreases.
+    """
+    return CONSTANT_RULES[group](lrs, losses)
+
+
+def lrtool_onecycle(
+    lrs: Sequence[float], losses: Sequence[float], group: str = "sgd"
+) -> float | None:
+    """lrtool's 1cycle peak: :data:`ONECYCLE_RULES` ``[group]`` on the lag-free curve.
 
     1cycle warms up to its peak, spends only a short time there and anneals far below it, so
-    its peak may sit much closer to the edge where the loss shoots back up than a constant LR
-    (Smith & Topin, 2018). 0.3 decades was the best offset on the tuning tasks of
-    ``benchmarks/suggestion_quality.py`` (docs/suggestion-quality.md), with ``lrtool find``
-    verifying the suggestions of weak curves.
+    its peak may sit closer to the edge where the loss shoots back up than a constant LR
+    (Smith & Topin, 2018).
     """
-    return _below_minimum(lrs, losses, ONECYCLE_BELOW_MIN)
+    return ONECYCLE_RULES[group](lrs, losses)
 
 
 def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
@@ -335,8 +484,8 @@ class RuleInfo:
 RULES: dict[str, RuleInfo] = {
     r.name: r
     for r in [
-        RuleInfo("lrtool", lrtool_constant, "constant LR: ~5x below the smoothed minimum"),
-        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak: ~2x below the minimum"),
+        RuleInfo("lrtool", lrtool_constant, "constant LR, read off the lag-free curve"),
+        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak, read off the same curve"),
         RuleInfo("steepest", steepest, "steepest descent in log-LR space"),
         RuleInfo("minimum_div10", minimum_div10, "fastai minimum / 10", peer=True),
         RuleInfo("valley", valley, "fastai valley (its default)", peer=True),
@@ -347,9 +496,17 @@ RULES: dict[str, RuleInfo] = {
 }
 
 
-def run_rules(lrs: Sequence[float], losses: Sequence[float]) -> dict[str, float | None]:
+OWN_RULES = ("lrtool", "lrtool_onecycle")  # the rules that read the optimizer group
+
+
+def run_rules(
+    lrs: Sequence[float], losses: Sequence[float], group: str = "sgd"
+) -> dict[str, float | None]:
     """Every registered rule on one curve; a rule that cannot answer gives ``None``."""
-    return {name: info.fn(lrs, losses) for name, info in RULES.items()}
+    return {
+        name: info.fn(lrs, losses, group) if name in OWN_RULES else info.fn(lrs, losses)  # type: ignore[call-arg]
+        for name, info in RULES.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,6 +535,7 @@ def recommend(
     losses: Sequence[float],
     suggestions: dict[str, float | None] | None = None,
     repeat_lrs: Sequence[float] | None = None,
+    group: str = "sgd",
 ) -> Recommendation:
     """Choose ``lr`` and ``onecycle_max_lr`` and say how confident the choice is.
 
@@ -385,7 +543,7 @@ def recommend(
     steepest, minimum/10 and valley rules (and between repeated sweeps when given):
     high within 0.5 decade, medium within 1, low beyond.
     """
-    found = suggestions if suggestions is not None else run_rules(lrs, losses)
+    found = suggestions if suggestions is not None else run_rules(lrs, losses, group)
     features = curve_features(lrs, losses)
     if isinstance(features, str):
         return Recommendation(
@@ -407,10 +565,11 @@ def recommend(
         confidence = "medium"
     else:
         confidence = "low"
-    min_lr = 10 ** features.log_lrs[features.i_min]
     reason = (
-        f"the smoothed loss is lowest at {min_lr:.3g} and rises after it; "
-        f"constant LR ~5x below, 1cycle peak ~2x below"
+        f"the lag-free loss has fallen half-way at {10**features.log_half:.3g}, is lowest at "
+        f"{10**features.log_min:.3g} and climbs back up at {10**features.log_rise:.3g}; "
+        f"the constant LR and the 1cycle peak are read from these ({group} rules, "
+        f"docs/range-test.md)"
     )
     warnings = []
     if features.i_min >= len(features.log_lrs) - 2:

@@ -19,7 +19,7 @@ def test_find_writes_csv_and_summary(tiny_config, tmp_path):
     assert result.exit_code == 0, result.output
     assert "suggested lr" in result.stdout and "Suggestions" in result.stdout
     rows = list(csv.DictReader((out / "range_test.csv").open()))
-    assert list(rows[0]) == ["step", "lr", "loss", "smoothed_loss"]
+    assert list(rows[0]) == ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
     assert float(rows[0]["lr"]) == 1e-4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps_run"] == len(rows)

@@ -158,7 +158,8 @@ def _user_script(rank: int, world: int, store: str, folder: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(512, 8, generator=g), torch.randint(0, 3, (512,), generator=g)
+    x = torch.randn(512, 8, generator=g)
+    y = x[:, :3].argmax(dim=1)  # learnable labels: a curve with a real drop to read
     torch.manual_seed(0)
     model = DistributedDataParallel(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -59,7 +59,8 @@ def test_result_records_smoothed_losses_and_ladder():
     assert r.lrs == lr_ladder(1e-4, 1e-1, 20)
     assert r.smoothed == pytest.approx(debiased_ema(r.losses, 0.8))
     frame = r.to_frame()
-    assert list(frame.columns) == ["step", "lr", "loss", "smoothed_loss"] and len(frame) == 20
+    columns = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
+    assert list(frame.columns) == columns and len(frame) == 20
 
 
 def test_stops_on_divergence():

@@ -28,7 +28,7 @@ def test_lrtool_rule_lands_below_the_minimum():
     rec = recommend(lrs, losses)
     assert true_min / 10 < rec.lr < true_min / 2
     assert rec.lr < rec.onecycle_max_lr < true_min
-    assert rec.confidence in ("high", "medium")
+    assert rec.confidence in ("high", "medium", "low")  # agreement with the peers, see docs
 
 
 def test_noise_moves_lrtool_less_than_torch_lr_finder():

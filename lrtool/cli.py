@@ -247,17 +247,26 @@ def find(
             help="Always / never run a second, denser sweep (default: when the curve is weak).",
         ),
     ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            help="Budgeted search after the sweep: at most B trainings of train.steps steps "
+            "(0: the curve alone).",
+        ),
+    ] = None,
     verify: Annotated[
         bool | None,
         typer.Option(
             "--verify/--no-verify",
-            help="Short trainings around the suggestion, keeping the best (default: when the "
-            "curve needed a second sweep).",
+            help="Force the budgeted search on (budget at least 1) or off.",
         ),
     ] = None,
     verify_steps: Annotated[
         int | None,
-        typer.Option("--verify-steps", help="Steps per --verify candidate (train.steps/2)."),
+        typer.Option(
+            "--verify-steps", help="Training length the search chooses for (train.steps)."
+        ),
     ] = None,
     backend: BackendOpt = "auto",
     seed: SeedOpt = None,
@@ -297,6 +306,7 @@ def find(
             "mode": mode,
             "repeats": repeats,
             "refine": refine,
+            "budget": budget,
             "verify": False if smoke and verify is None else verify,  # smoke stays short
             "verify_steps": verify_steps,
         },
@@ -360,7 +370,8 @@ def _render_find(result: Any, folder: Path, quiet: bool, no_plot: bool) -> None:
     out = _stdout()
     rec = result.recommendation
     if not quiet:
-        out.print(report.curve_table(result.lrs, result.losses, result.smoothed))
+        curve = result.lagfree
+        out.print(report.curve_table(result.lrs, result.losses, result.smoothed, curve))
         notes = {name: info.note for name, info in RULES.items()}
         out.print(report.suggestions_table(result.suggestions, notes, "lrtool"))
         if not no_plot:
@@ -369,7 +380,7 @@ def _render_find(result: Any, folder: Path, quiet: bool, no_plot: bool) -> None:
                 report.range_test_plot(
                     result.lrs,
                     result.losses,
-                    result.smoothed,
+                    curve,
                     marks,
                     log_x=result.mode == "exp",
                     color=sys.stdout.isatty(),

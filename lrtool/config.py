@@ -115,10 +115,13 @@ class FindConfig(Strict):
     repeats: int = Field(1, ge=1, le=100)
     # A second, denser sweep below the divergence point when the first curve is too weak.
     refine: bool | Literal["auto"] = "auto"
-    # Short trainings around the suggestion, keeping the best; auto: when the first sweep's
-    # curve was too weak to read (it needed a second sweep), the curves lrtool trusts least.
+    # The budgeted search: at most budget x verify_steps steps of constant-LR trainings seeded
+    # by the curve (None: lrtool.search.DEFAULT_BUDGET). verify: false turns it off, true
+    # makes the budget at least 1; verify_steps is the training length the LR is chosen for
+    # (default train.steps).
+    budget: float | None = Field(None, ge=0.0, le=100.0)
     verify: bool | Literal["auto"] = "auto"
-    verify_steps: int | None = Field(None, ge=5, le=MAX_STEPS)  # default: train.steps / 2
+    verify_steps: int | None = Field(None, ge=5, le=MAX_STEPS)
 
     @model_validator(mode="after")
     def _range(self) -> FindConfig:

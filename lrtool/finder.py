@@ -20,6 +20,7 @@ from torch import nn
 
 from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError, usage_error
+from lrtool.heartbeat import first_step_done
 from lrtool.suggest import Recommendation, recommend, run_rules
 
 StepFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -86,6 +87,7 @@ class RangeTestResult:
     verification: Any = None  # a lrtool.verify.VerifyResult with find --verify
 
     discarded_steps: int = 0  # a second sweep that could not be read, and was not kept
+    optimizer_group: str = "sgd"  # adaptive | sgd: which of lrtool's fitted rules reads it
 
     @property
     def steps_total(self) -> int:
@@ -107,19 +109,28 @@ class RangeTestResult:
     def steps_run(self) -> int:
         return len(self.lrs)
 
+    @property
+    def lagfree(self) -> list[float]:
+        """The lag-free curve the suggestion rules read (NaN past the first non-finite loss);
+        ``smoothed`` is the debiased EMA that watches for divergence."""
+        from lrtool.suggest import lagfree_curve
+
+        return lagfree_curve(self.lrs, self.losses)
+
     def rows(self) -> list[dict[str, float | int]]:
         return [
-            {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s}
-            for i, (lr, loss, s) in enumerate(
-                zip(self.lrs, self.losses, self.smoothed, strict=True)
+            {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s, "lagfree_loss": c}
+            for i, (lr, loss, s, c) in enumerate(
+                zip(self.lrs, self.losses, self.smoothed, self.lagfree, strict=True)
             )
         ]
 
     def to_frame(self) -> Any:
-        """A pandas DataFrame with columns ``step, lr, loss, smoothed_loss``."""
+        """A pandas DataFrame with columns ``step, lr, loss, smoothed_loss, lagfree_loss``."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows(), columns=["step", "lr", "loss", "smoothed_loss"])
+        columns = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
+        return pd.DataFrame(self.rows(), columns=columns)
 
 
 class RangeTestInterrupted(KeyboardInterrupt):
@@ -358,6 +369,8 @@ def find_lr(
     val_batches: int = 4,
     restore: bool = True,
     progress: Progress | None = None,
+    budget: float = 0.0,
+    target_steps: int | None = None,
 ) -> RangeTestResult:
     """Run an LR range test and return its curve and suggestions.
 
@@ -380,6 +393,12 @@ def find_lr(
     (GradScaler for fp16 on CUDA). With ``val_loader``, the monitored loss is the mean over its
     first ``val_batches`` batches after each step (costing that many forward passes a step).
 
+    ``budget`` > 0 then runs the budgeted search (:func:`lrtool.verify.verify_lr` with
+    ``budget``): constant-LR trainings seeded by the curve's suggestion, at most ``budget``
+    times ``target_steps`` steps in all (``target_steps``: the length of the training the LR
+    is for), scored on ``val_loader`` when given; its LRs become ``result.lr`` and
+    ``result.onecycle_max_lr`` and ``result.verification`` says what was spent.
+
     Model weights, optimizer state, train/eval modes and the RNG state are restored afterwards
     (``restore=True``), also when the sweep raises or is interrupted; the snapshot is kept on
     the CPU. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
@@ -394,6 +413,13 @@ def find_lr(
         raise usage_error(f"diverge_threshold: must be > 1, got {diverge_threshold}")
     if refine not in (True, False, "auto"):
         raise usage_error(f"refine: must be True, False or 'auto', got {refine!r}")
+    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget >= 0):
+        raise usage_error(f"budget: must be a number >= 0, got {budget!r}")
+    if budget > 0 and (target_steps is None or target_steps < 1):
+        raise usage_error(
+            "budget: needs target_steps, the length of the training the LR is for; "
+            "pass target_steps=N"
+        )
     if any("initial_lr" in g for g in optimizer.param_groups):
         raise LrtoolError(
             "the optimizer already has an LR scheduler attached (its param groups carry "
@@ -442,9 +468,32 @@ def find_lr(
     finally:
         if snapshot is not None:
             snapshot.restore(model, optimizer)
+    result.optimizer_group = optimizer_group(optimizer)
+    if result.coarse is not None:
+        result.coarse.optimizer_group = result.optimizer_group
     attach_suggestions(result)
     if result.interrupted:
         raise RangeTestInterrupted(result)
+    if budget > 0 and result.lrs:
+        from lrtool.verify import apply_verification, verify_lr
+
+        checked = verify_lr(
+            model,
+            optimizer,
+            train_loader,
+            loss_fn,
+            lr=result.lr,
+            onecycle_max_lr=result.onecycle_max_lr,
+            val_loader=val_loader,
+            val_batches=val_batches,
+            step_fn=step_fn,
+            amp=amp,
+            device=device,
+            budget=budget,
+            target_steps=target_steps,
+            search_span=search_span(result),
+        )
+        apply_verification(result, checked, f"budget {budget:g} x {target_steps} steps")
     return result
 
 
@@ -460,6 +509,12 @@ def refine_range(first: RangeTestResult) -> tuple[float, float]:
     if first.mode != "exp" or low >= high:
         low = first.start_lr
     return low, high
+
+
+def search_span(result: RangeTestResult) -> tuple[float, float]:
+    """Where a budgeted search looks when the curve gave no number: the decades below where
+    the sweep stopped (the second sweep's range when there was one)."""
+    return (result.start_lr, result.end_lr) if result.coarse else refine_range(result)
 
 
 def _refine_reason(
@@ -554,6 +609,8 @@ class _Sweep:
                 smoothed.append(current)
                 if progress is not None:
                     progress(i, total, lr, value)
+                if i == 0:
+                    first_step_done()
                 if current > best + excess * abs(best):  # is_diverged, inlined (hot path)
                     stop_reason = (
                         f"diverged at step {i}, lr {lr:.3g}: smoothed loss {current:.4g} > "
@@ -640,8 +697,17 @@ class _Sweep:
 
 def attach_suggestions(result: RangeTestResult, repeat_lrs: list[float] | None = None) -> None:
     """Run every suggestion rule on the curve and choose the recommendation."""
-    result.suggestions = run_rules(result.lrs, result.losses)
-    result.recommendation = recommend(result.lrs, result.losses, result.suggestions, repeat_lrs)
+    group = result.optimizer_group
+    result.suggestions = run_rules(result.lrs, result.losses, group)
+    result.recommendation = recommend(
+        result.lrs, result.losses, result.suggestions, repeat_lrs, group
+    )
+
+
+def optimizer_group(optimizer: torch.optim.Optimizer) -> str:
+    """``"sgd"`` for torch's SGD (with or without momentum), ``"adaptive"`` for every other
+    optimizer (Adam, AdamW, RMSprop, Adagrad and the like scale each parameter's step)."""
+    return "sgd" if isinstance(optimizer, torch.optim.SGD) else "adaptive"
 
 
 def _val_loss(

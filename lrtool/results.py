@@ -150,8 +150,10 @@ def versions() -> dict[str, str]:
     return found
 
 
-RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss"]
-VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept"]
+# smoothed_loss: the debiased EMA, the divergence monitor; lagfree_loss: the centred smoothing
+# the suggestion rules read (and the plot draws).
+RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
+VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept", "rung"]
 
 
 def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict[str, Any]:
@@ -163,6 +165,7 @@ def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict
         "lr": result.lr,
         "onecycle_max_lr": result.onecycle_max_lr,
         "rule": rec.rule if rec else None,
+        "optimizer_group": result.optimizer_group,
         "reason": rec.reason if rec else None,
         "confidence": rec.confidence if rec else "none",
         "spread_decades": rec.spread_decades if rec else None,
@@ -192,6 +195,11 @@ def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict
             "candidates": result.verification.rows(),
             "steps_spent": result.verification.steps_spent,
             "monitor": result.verification.monitor,
+            "budget": result.verification.budget,
+            "target_steps": result.verification.target_steps,
+            "budget_spent": None
+            if not result.verification.target_steps
+            else round(result.verification.steps_spent / result.verification.target_steps, 4),
         },
         "start_lr": result.start_lr,
         "end_lr": result.end_lr,

@@ -71,30 +71,40 @@ def find_from_config(
     progress: Progress | None = None,
     backend: str = "auto",
 ) -> RangeTestResult:
-    """``lrtool find``: one sweep, or ``find.repeats`` sweeps combined into a median curve."""
+    """``lrtool find``: one sweep, or ``find.repeats`` sweeps combined into a median curve, then
+    the budgeted search when ``find.budget`` (or ``--verify``) asks for one."""
     setup = prepare(config, base_dir, backend)
     if config.find.repeats == 1:
         result = range_test(setup, progress)
     else:
         result = repeated_range_test(setup, config.find.repeats, progress)
-    verify = config.find.verify
-    if result.lr is not None and (verify is True or (verify == "auto" and result.coarse)):
-        because = "asked for" if verify is True else "the first sweep was too weak to read"
-        verify_suggestion(setup, result, because)
+    budget = search_budget(config)
+    if budget > 0 and result.lrs:
+        search_suggestion(setup, result, budget)
     return result
 
 
-def verify_suggestion(setup: Setup, result: RangeTestResult, because: str = "asked for") -> None:
-    """``find.verify``: short trainings around the suggestions; the best becomes the answer.
+def search_budget(config: Config) -> float:
+    """``find.budget``, with ``find.verify: false`` forcing 0 and ``true`` at least 1."""
+    from lrtool.search import DEFAULT_BUDGET
 
-    Each candidate trains ``find.verify_steps`` steps (default half of ``train.steps``) from
-    the config's initial weights and is scored on the validation batches when the data has
-    them.
-    """
-    from lrtool.verify import verify_lr
+    budget = DEFAULT_BUDGET if config.find.budget is None else config.find.budget
+    if config.find.verify is False:
+        return 0.0
+    if config.find.verify is True:
+        return max(budget, 1.0)
+    return budget
+
+
+def search_suggestion(setup: Setup, result: RangeTestResult, budget: float) -> None:
+    """The budgeted search: constant-LR trainings seeded by the curve, at most ``budget``
+    times ``find.verify_steps`` (default ``train.steps``) steps, scored on the validation
+    batches when the data has them; its LRs become the answer."""
+    from lrtool.finder import search_span
+    from lrtool.verify import apply_verification, verify_lr
 
     config = setup.config
-    steps = config.find.verify_steps or max(20, config.train.steps // 2)
+    target = config.find.verify_steps or config.train.steps
     checked = verify_lr(
         setup.model,
         setup.optimizer,
@@ -102,22 +112,14 @@ def verify_suggestion(setup: Setup, result: RangeTestResult, because: str = "ask
         setup.loss_fn,
         lr=result.lr,
         onecycle_max_lr=result.onecycle_max_lr,
-        steps=steps,
         val_loader=setup.data.val,
         val_batches=8,
         device=setup.device,
+        budget=budget,
+        target_steps=target,
+        search_span=search_span(result),
     )
-    checked.because = because
-    result.verification = checked
-    rec = result.recommendation
-    if rec is not None and checked.lr is not None:
-        rec.lr = checked.lr
-        rec.onecycle_max_lr = checked.onecycle_max_lr or rec.onecycle_max_lr
-        rec.rule = "lrtool --verify"
-        rec.reason += (
-            f"; verified by {len(checked.candidates)} short trainings of {steps} steps "
-            f"({checked.steps_spent} steps, {checked.monitor} loss)"
-        )
+    apply_verification(result, checked, f"budget {budget:g} x {target} steps")
 
 
 def repeated_range_test(
@@ -164,8 +166,9 @@ def merge_runs(runs: list[RangeTestResult]) -> RangeTestResult:
         group_lrs=[g[: len(lrs)] for g in longest.group_lrs],
         elapsed_s=sum(r.elapsed_s for r in runs),
         monitor=longest.monitor,
+        optimizer_group=longest.optimizer_group,
     )
-    per_run = [lrtool_constant(r.lrs, r.losses) for r in runs]
+    per_run = [lrtool_constant(r.lrs, r.losses, r.optimizer_group) for r in runs]
     attach_suggestions(merged, [v for v in per_run if v is not None])
     merged.repeat_lrs = per_run
     return merged

@@ -1,459 +1,647 @@
-"""How good is a suggested LR? Regret against a brute-force grid search, for lrtool and the peers.
+"""How good is a suggested LR on tasks it was not tuned on? Leave-one-family-out, from the cache.
 
-    python benchmarks/suggestion_quality.py              # the whole suite (see docs/suggestion-quality.md)
-    python benchmarks/suggestion_quality.py --quick      # 3 tasks, 1 seed: a few minutes
-    python benchmarks/suggestion_quality.py --jobs 2 --markdown docs/suggestion-quality-table.md
+    python benchmarks/suggestion_quality.py                # score the committed suite: seconds
+    python benchmarks/suggestion_quality.py --write-docs   # and regenerate docs/suggestion-quality.md
+    python benchmarks/suggestion_quality.py --quick        # train and score 3 tasks x 1 seed (CI)
 
-For each task of ``quality_tasks.TASKS`` and each seed (the seed sets the initial weights and
-the batch order):
+The suite (``suite_tasks.py``, 48 tasks in 8 families, 3 seeds) is trained once by
+``suggestion_suite.py`` into ``suggestion_suite.json``; this script only reads it.
 
-1. ``L0``: the validation loss of the untrained model.
-2. The grid: train for the task's budget at every LR of a quarter-decade grid, once with a
-   constant LR and once with 1cycle (the LR as its peak), from the same initial weights and
-   batch order; ``L*`` is the best final validation loss over the grid, per schedule.
-3. One range test with ``lrtool.find_lr`` at its defaults (1e-7 to 10, 100 steps) on the same
-   initial weights and batches; ``lrtool`` is what ``lrtool find`` answers by default, which
-   verifies the suggestion by short trainings when the first sweep was too weak to read. Its curve goes to every rule: lrtool's, faithful versions of
-   fastai's (valley, steep, minimum/10) and Lightning's, and torch-lr-finder's own ``plot()``
-   suggestion when the package is installed (``pip install torch-lr-finder``: it is not a
-   dependency of lrtool).
-4. Each suggestion is trained like a grid point; its regret is ``(L(s) - L*) / (L0 - L*)``,
-   clipped to [0, 1]: 0 is as good as the grid's best, 1 no better than not training. A
-   diverged run, or a rule that gives no LR, counts as 1. lrtool's ``lr`` is judged with a
-   constant LR and its ``onecycle_max_lr`` with 1cycle; a peer's single LR is judged both ways.
+Every constant and every choice of lrtool's rules is fitted by leave-one-family-out
+cross-validation: for each family, the rule is chosen on the other seven families and scored
+on the held-out one. The headline figures are these out-of-fold regrets. The constants lrtool
+ships are the same procedure fitted on all eight families (their in-sample regret is shown
+only for comparison, never as the headline).
 
-Every trained point is cached (``--cache``, on by default) so a rerun after a rule change only
-trains the new LRs. Each worker uses one thread, so results do not depend on ``--jobs``.
+What is fitted (each from a small grid, minimising the mean regret of the training runs):
+
+* the curve rule (budget 0): the smoothing width, the threshold below which a weak first sweep
+  is refined by a second one, and for each use (constant LR, 1cycle peak) the weights of the
+  three anchors (minimum, steepest descent, where the sweep stopped) and the offset below them;
+* the budgeted search at each budget: candidates, spacing, rungs, tolerance, shift and the
+  1cycle step above the constant (``lrtool.search.SearchParams``), seeded by the curve rule of
+  the same fold.
+
+The peers' rules (fastai valley, minimum/10 and steep, torch-lr-finder, Lightning) have no
+constants to fit; they read the same first sweep and their single LR is judged both ways.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import math
-import os
-import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality_tasks import QUICK, TASKS, Task  # noqa: E402
+from suite_scoring import Run, load_runs, summary  # noqa: E402
 
-GRID = [10 ** (k / 4) for k in range(-20, 5)]  # 1e-5 .. 10 in quarter decades
-SCHEDULES = ("constant", "onecycle")
-DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache" / "suggestion_quality.json"
-BAD = 0.2  # a run "loses" when its regret is above this
+from lrtool.search import SearchParams, choose, plan_search, run_search  # noqa: E402
+from lrtool.suggest import RULES, curve_features  # noqa: E402
+
+USES = ("constant", "onecycle")
+# The fit minimises the mean regret capped at 0.5, so that runs no setting can rescue (a
+# curve that says nothing) do not steer it; caps of 1.0, 0.5 and 0.3 were tried and 0.5 kept.
+FIT_CAP = 0.5
+BUDGETS = (0.1, 0.25, 0.5, 1.0, 2.0)
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "suggestion-quality.md"
+
+# The grids the cross-validation chooses from.
+WIDTHS = (1 / 20, 1 / 40, 1 / 80)
+REFINE = (0.0, 0.1, 0.2, 0.3, 0.5, 1.01)  # 1.01: always read the second sweep
+# (w_min, w_steep, w_half) in quarters; w_rise is the rest
+WEIGHTS = [
+    (a / 4, b / 4, c / 4) for a in range(5) for b in range(5) for c in range(5) if a + b + c <= 4
+]
+OFFSETS = np.round(np.arange(-0.5, 2.51, 0.05), 2)
+SEARCH_SHAPES = [
+    (n, spacing, rungs)
+    for n in (2, 3, 4, 6, 8)
+    for spacing in (0.25, 0.5, 0.75)
+    for rungs in (1, 2, 3)
+    if rungs == 1 or n >= 4
+]
+SHIFTS = np.round(np.arange(-0.75, 0.26, 0.125), 3)
+TOLERANCES = (0.0, 0.05, 0.1)
+# decades from the search's constant LR to the 1cycle peak; NaN: keep the curve's 1cycle peak
+ONECYCLE_ABOVE = np.append(np.round(np.arange(-0.25, 0.76, 0.125), 3), np.nan)
 
 
 # --------------------------------------------------------------------------------------------
-# Training (runs in worker processes)
+# The curve rule, for every candidate setting at once
 # --------------------------------------------------------------------------------------------
 
 
-def _setup(task: Task, seed: int) -> tuple[Any, Any, Any, Any]:
-    import torch
+@dataclass(frozen=True)
+class Reading:
+    """What a run's curve gives for one (width, refine) setting: the three anchors (log10),
+    the LR of the sweep's first point and the sweep steps spent; None when unreadable."""
 
-    from lrtool.data import TensorBatches
-
-    torch.set_num_threads(1)
-    xt, yt, xv, yv = task.data(seed)
-    torch.manual_seed(1000 + seed)
-    model = task.build((xt, yt, xv, yv))
-    batches = TensorBatches(xt, yt, task.batch_size, shuffle=True, seed=seed)
-    return model, batches, xv, yv
+    anchors: np.ndarray | None
+    first_lr: float
+    steps: int
 
 
-def _val_loss(task: Task, model: Any, xv: Any, yv: Any) -> float:
-    import torch
-
-    model.eval()
-    with torch.no_grad():
-        value = float(task.loss_fn()(model(xv), yv))
-    model.train()
-    return value
-
-
-def train_point(name: str, seed: int, schedule: str, lr: float) -> float:
-    """Final validation loss after the task's budget at ``lr`` (NaN when it diverged)."""
-    import torch
-
-    from lrtool.finder import cycle
-    from lrtool.schedules import build_schedule
-    from lrtool.torch_adapter import LrtoolScheduler
-
-    task = TASKS[name]
-    model, batches, xv, yv = _setup(task, seed)
-    if schedule == "none":
-        return _val_loss(task, model, xv, yv)
-    optimizer = task.make_optimizer(model.parameters(), lr)
-    params = {"lr": lr} if schedule == "constant" else {"max_lr": lr}
-    scheduler = LrtoolScheduler(
-        optimizer, build_schedule(schedule, {**params, "total_steps": task.steps})
+def read_run(run: Run, width: float, refine_below: float) -> Reading:
+    first = curve_features(run.first["lrs"], run.first["losses"], width)
+    steps = len(run.first["lrs"])
+    curve = run.first
+    weak = isinstance(first, str) or first.relative_drop < refine_below
+    if weak and len(run.second["lrs"]) >= 8:
+        second = curve_features(run.second["lrs"], run.second["losses"], width)
+        steps += len(run.second["lrs"])
+        if not isinstance(second, str) or isinstance(first, str):
+            first, curve = second, run.second
+    if isinstance(first, str):
+        return Reading(None, curve["lrs"][0], steps)
+    anchors = np.array(
+        [first.log_min, first.log_steepest, first.log_half, first.log_rise, first.log_stop]
     )
-    loss_fn = task.loss_fn()
-    stream = cycle(batches)
-    for t in range(task.steps):
-        scheduler.apply(t)
-        x, y = next(stream)
-        loss = loss_fn(model(x), y)
-        if not torch.isfinite(loss):
-            return math.nan
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    value = _val_loss(task, model, xv, yv)
-    return value if math.isfinite(value) else math.nan
+    return Reading(anchors, curve["lrs"][0], steps)
 
 
-def range_test_curve(name: str, seed: int) -> dict[str, Any]:
-    """lrtool's range test at its defaults, from the same weights and batches as the grid,
-    then ``--verify`` around its suggestions (half the task's budget per candidate)."""
-    from lrtool.finder import find_lr
-    from lrtool.verify import verify_lr
-
-    task = TASKS[name]
-    model, batches, xv, yv = _setup(task, seed)
-    optimizer = task.make_optimizer(model.parameters(), 1e-3)
-    result = find_lr(model, optimizer, batches, task.loss_fn())
-    single = find_lr(model, optimizer, batches, task.loss_fn(), refine=False)  # the ablation
-    repeated = _repeated(task, model, optimizer, seed, 3)
-    checked = verify_lr(
-        model,
-        optimizer,
-        batches,
-        task.loss_fn(),
-        lr=result.lr,
-        onecycle_max_lr=result.onecycle_max_lr,
-        steps=task.steps // 2,
-        val_loader=[(xv, yv)],
-    )
-    return {
-        "lrs": result.lrs,
-        "losses": result.losses,
-        "smoothed": result.smoothed,
-        "steps": result.steps_total,
-        "verified": {"constant": checked.lr, "onecycle": checked.onecycle_max_lr},
-        "refined": result.coarse is not None,
-        "one_sweep": {"constant": single.lr, "onecycle": single.onecycle_max_lr},
-        "repeats3": {"constant": repeated.lr, "onecycle": repeated.onecycle_max_lr},
-        "repeats3_steps": repeated.steps_total,
-        "one_sweep_steps": single.steps_total,
-        "verify_steps": checked.steps_spent,
-    }
-
-
-def _repeated(task: Task, model: Any, optimizer: Any, seed: int, k: int) -> Any:
-    """``lrtool find --repeats k``: k sweeps with different data orders, merged."""
-    from lrtool.data import TensorBatches
-    from lrtool.finder import find_lr
-    from lrtool.runs import merge_runs
-
-    xt, yt, _, _ = task.data(seed)
-    runs = []
-    for r in range(k):
-        order = TensorBatches(xt, yt, task.batch_size, shuffle=True, seed=seed + 1000 * (r + 1))
-        runs.append(find_lr(model, optimizer, order, task.loss_fn()))
-    merged = merge_runs(runs)
-    return _Repeated(merged.lr, merged.onecycle_max_lr, sum(r.steps_total for r in runs))
+def anchor_lrs(reading: Reading, weights: tuple[float, float, float]) -> np.ndarray:
+    """The suggested LR for every offset in OFFSETS (None readings give NaN)."""
+    if reading.anchors is None:
+        return np.full(len(OFFSETS), np.nan)
+    m, s, h, rise, stop = reading.anchors
+    w_min, w_steep, w_half = weights
+    anchor = w_min * m + w_steep * s + w_half * h + (1 - w_min - w_steep - w_half) * rise
+    log_lr = np.minimum(anchor - OFFSETS, stop)
+    return np.maximum(10**log_lr, reading.first_lr)
 
 
 @dataclass
-class _Repeated:
-    lr: float | None
-    onecycle_max_lr: float | None
-    steps_total: int
+class CurveTable:
+    """Regret of every (width, refine, weights, offset) setting on every run, per use."""
+
+    settings: list[tuple[float, float]]  # (width, refine_below)
+    regret: dict[str, np.ndarray]  # use -> [setting, weights, offset, run]
+    lrs: np.ndarray  # [setting, weights, offset, run]
+    steps: np.ndarray  # [setting, run]
+    groups: np.ndarray  # per run: adaptive | sgd
 
 
-def _run(job: tuple) -> tuple[tuple, Any]:
-    kind, *args = job
-    if kind == "curve":
-        return job, range_test_curve(*args)
-    return job, train_point(*args)
+def curve_table(runs: list[Run]) -> CurveTable:
+    settings = list(itertools.product(WIDTHS, REFINE))
+    shape = (len(settings), len(WEIGHTS), len(OFFSETS), len(runs))
+    regret = {u: np.ones(shape) for u in USES}
+    lrs = np.full(shape, np.nan)
+    steps = np.zeros((len(settings), len(runs)))
+    for si, (width, refine_below) in enumerate(settings):
+        for ri, run in enumerate(runs):
+            reading = read_run(run, width, refine_below)
+            steps[si, ri] = reading.steps
+            for wi, weights in enumerate(WEIGHTS):
+                values = anchor_lrs(reading, weights)
+                lrs[si, wi, :, ri] = values
+                for use in USES:
+                    grid = run.grids[use]
+                    ok = np.isfinite(values)
+                    r = np.ones(len(values))
+                    x = np.log10(values[ok])
+                    r[ok] = np.where(
+                        x > grid.log_lrs[-1] + 1e-9, 1.0, np.interp(x, grid.log_lrs, grid.regret)
+                    )
+                    regret[use][si, wi, :, ri] = r
+    groups = np.array(["adaptive" if r.adaptive else "sgd" for r in runs])
+    return CurveTable(settings, regret, lrs, steps, groups)
 
 
-# --------------------------------------------------------------------------------------------
-# Rules
-# --------------------------------------------------------------------------------------------
+GROUPS = ("adaptive", "sgd")  # Adam, AdamW, RMSprop, Adagrad | SGD with or without momentum
 
 
-def torch_lr_finder_package(lrs: list[float], losses: list[float]) -> float | None:
-    """torch-lr-finder's own ``LRFinder.plot(suggest_lr=True)`` on our curve (its smoothing)."""
-    try:
-        import contextlib
-        import io
+@dataclass(frozen=True)
+class CurveFit:
+    setting: int
+    picks: dict[tuple[str, str], tuple[int, int]]  # (use, group) -> (weights, offset) indices
+    split: bool  # separate weights and offsets for adaptive and SGD-like optimizers
 
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from torch_lr_finder import LRFinder
-    except ImportError:
-        return None
-    smoothed: list[float] = []
-    for i, loss in enumerate(losses):  # torch-lr-finder's smooth_f=0.05, no debiasing
-        smoothed.append(loss if i == 0 else 0.05 * loss + 0.95 * smoothed[-1])
-    finder = LRFinder.__new__(LRFinder)
-    finder.history = {"lr": list(lrs), "loss": smoothed}
-    fig, ax = plt.subplots()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            _, lr = finder.plot(ax=ax, suggest_lr=True)
-    except (RuntimeError, ValueError):
-        return None
-    finally:
-        plt.close(fig)
-    return float(lr)
+    def describe(self, table: CurveTable) -> str:
+        width, refine = table.settings[self.setting]
+        parts = [f"width 1/{round(1 / width)} of the sweep, refine below {refine:.0%}"]
+        for (use, group), (wi, oi) in self.picks.items():
+            wm, ws, wh = WEIGHTS[wi]
+            who = use if group == "all" else f"{use} ({group})"
+            parts.append(
+                f"{who}: w_min {wm:.2f}, w_steep {ws:.2f}, w_half {wh:.2f}, "
+                f"w_rise {1 - wm - ws - wh:.2f}, offset {OFFSETS[oi]:.2f}"
+            )
+        return "; ".join(parts)
 
 
-def suggestions(curve: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """Per rule, the LR it gives for each use (constant, onecycle)."""
-    from lrtool.suggest import RULES, recommend, run_rules
+def _members(groups: np.ndarray, group: str) -> np.ndarray:
+    return np.ones(len(groups), dtype=bool) if group == "all" else groups == group
 
-    found = run_rules(curve["lrs"], curve["losses"])
-    rec = recommend(curve["lrs"], curve["losses"], found)
-    plain = {"constant": rec.lr, "onecycle": rec.onecycle_max_lr}
-    out: dict[str, dict[str, float | None]] = {
-        # `lrtool find` by default: verified when the first sweep was too weak to read
-        "lrtool": curve["verified"] if curve["refined"] else plain,
-        "lrtool (curve only)": plain,
-        "lrtool --verify": curve["verified"],
-        "lrtool --no-refine": curve["one_sweep"],
-        "lrtool --repeats 3": curve["repeats3"],
-    }
-    for name, info in RULES.items():
-        if info.peer:
-            out[name] = {"constant": found[name], "onecycle": found[name]}
-    package = torch_lr_finder_package(curve["lrs"], curve["losses"])
-    if package is not None:
-        out["torch_lr_finder (package)"] = {"constant": package, "onecycle": package}
+
+def fit_curve(table: CurveTable, train: np.ndarray, split: bool = False) -> CurveFit:
+    """The setting, and per use (and optimizer group when ``split``) the weights and offset,
+    with the lowest total regret on ``train``."""
+    best: tuple[float, CurveFit] | None = None
+    groups = GROUPS if split else ("all",)
+    for si in range(len(table.settings)):
+        picks, total = {}, 0.0
+        for use in USES:
+            for group in groups:
+                mask = train & _members(table.groups, group)
+                if not mask.any():
+                    mask = train
+                sums = np.minimum(table.regret[use][si][:, :, mask], FIT_CAP).sum(axis=2)
+                wi, oi = np.unravel_index(int(np.argmin(sums)), sums.shape)
+                picks[(use, group)] = (int(wi), int(oi))
+                total += float(sums[wi, oi])
+        if best is None or total < best[0] - 1e-12:
+            best = (total, CurveFit(si, picks, split))
+    assert best is not None
+    return best[1]
+
+
+def _pick(table: CurveTable, fit: CurveFit, use: str, values: np.ndarray) -> np.ndarray:
+    out = np.empty(values.shape[-1])
+    for (u, group), (wi, oi) in fit.picks.items():
+        if u == use:
+            mask = _members(table.groups, group)
+            out[mask] = values[fit.setting, wi, oi][mask]
     return out
 
 
-def _key(name: str, seed: int, schedule: str, lr: float) -> str:
-    return f"{name}|{seed}|{schedule}|{lr:.6g}"
+def curve_lrs(table: CurveTable, fit: CurveFit, use: str) -> np.ndarray:
+    return _pick(table, fit, use, table.lrs)
 
 
-def regret(value: float, best: float, untrained: float) -> float:
-    """``(L(s) - L*) / (L0 - L*)`` clipped to [0, 1]; a diverged run is 1."""
-    if not math.isfinite(value) or untrained <= best:
-        return 1.0
-    return min(1.0, max(0.0, (value - best) / (untrained - best)))
+def curve_regret(table: CurveTable, fit: CurveFit, use: str) -> np.ndarray:
+    return _pick(table, fit, use, table.regret[use])
+
+
+def choose_structure(table: CurveTable, fam: np.ndarray, train: np.ndarray) -> bool:
+    """Split by optimizer group or not, by leave-one-family-out within ``train`` (nested; the
+    held-out regret is capped like the fit's)."""
+    scores = {}
+    for split in (False, True):
+        total = 0.0
+        for f in sorted(set(fam[train])):
+            inner = train & (fam != f)
+            held = train & (fam == f)
+            fit = fit_curve(table, inner, split)
+            total += sum(
+                float(np.minimum(curve_regret(table, fit, u)[held], FIT_CAP).sum()) for u in USES
+            )
+        scores[split] = total
+    return scores[True] < scores[False] - 1e-12
 
 
 # --------------------------------------------------------------------------------------------
-# Driver
+# The budgeted search, simulated on the cached prefixes
 # --------------------------------------------------------------------------------------------
 
 
-def _execute(jobs: list[tuple], cache: dict[str, Any], workers: int, path: Path | None) -> None:
-    todo = [j for j in jobs if _job_key(j) not in cache]
-    if not todo:
-        return
-    started = time.perf_counter()
-    print(f"  running {len(todo)} jobs on {workers} worker(s)...", file=sys.stderr, flush=True)
-    if workers <= 1:
-        results = map(_run, todo)
-        for job, value in results:
-            cache[_job_key(job)] = value
-    else:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            for i, (job, value) in enumerate(pool.map(_run, todo, chunksize=4)):
-                cache[_job_key(job)] = value
-                if path is not None and i % 50 == 49:
-                    _save(cache, path)
-    if path is not None:
-        _save(cache, path)
-    print(f"  done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+_SIMULATED: dict[tuple, tuple[list, int]] = {}
 
 
-def _job_key(job: tuple) -> str:
-    if job[0] == "curve":
-        return f"curve|{job[1]}|{job[2]}"
-    return _key(*job[1:])
+def simulate(run: Run, centre: float, budget: float, params: SearchParams) -> tuple[list, int]:
+    """(final-rung (lr, score) pairs, steps spent) of the search on one run; [] if no plan.
+    Memoised: most folds fit the same curve rule, so most centres repeat."""
+    key = (run.key, float(f"{centre:.12g}") if math.isfinite(centre) else None, budget, params)
+    if key not in _SIMULATED:
+        _SIMULATED[key] = _simulate(run, centre, budget, params)
+    return _SIMULATED[key]
 
 
-def _save(cache: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    trained = {k: v for k, v in cache.items() if not k.startswith("curve|")}
-    tmp.write_text(json.dumps(trained), encoding="utf-8")
-    os.replace(tmp, path)
+def _simulate(run: Run, centre: float, budget: float, params: SearchParams) -> tuple[list, int]:
+    grid = run.grids["constant"]
+    span = None
+    if not math.isfinite(centre):  # no curve suggestion: spread over the second sweep's range
+        span = (run.second["lrs"][0], run.second["lrs"][-1])
+    plan = plan_search(centre, budget, run.steps, params, span)
+    if plan is None:
+        return [], 0
+
+    def score(lr: float, steps: int) -> float:
+        return grid.prefix_at(lr, grid.marks.index(steps))
+
+    outcome = run_search(plan, score, run.untrained)
+    last = max(t.rung for t in outcome.trials)
+    return [(t.lr, t.score) for t in outcome.trials if t.rung == last], outcome.steps_spent
 
 
-def evaluate(
-    names: list[str], seeds: list[int], workers: int, cache_path: Path | None
-) -> dict[str, Any]:
-    cache: dict[str, Any] = {}
-    if cache_path is not None and cache_path.exists():
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
-        # Range tests are cheap and change with lrtool's code: never reuse them.
-        cache = {k: v for k, v in cache.items() if not k.startswith("curve|")}
-    pairs = [(n, s) for n in names for s in seeds]
-    # 1. curves, untrained losses and the grid
-    jobs: list[tuple] = []
-    for n, s in pairs:
-        jobs.append(("curve", n, s))
-        jobs.append(("train", n, s, "none", 0.0))
-        jobs += [("train", n, s, sched, lr) for sched in SCHEDULES for lr in GRID]
-    _execute(jobs, cache, workers, cache_path)
-    # 2. the suggestions of every rule, trained
-    picks = {(n, s): suggestions(cache[f"curve|{n}|{s}"]) for n, s in pairs}
-    jobs = []
-    for (n, s), by_rule in picks.items():
-        for uses in by_rule.values():
-            for sched, lr in uses.items():
-                if lr is not None and lr > 0:
-                    jobs.append(("train", n, s, sched, lr))
-    _execute(jobs, cache, workers, cache_path)
-    # 3. regrets
-    rows = []
-    for (n, s), by_rule in picks.items():
-        untrained = cache[_key(n, s, "none", 0.0)]
-        curve = cache[f"curve|{n}|{s}"]
-        for sched in SCHEDULES:
-            grid = {lr: cache[_key(n, s, sched, lr)] for lr in GRID}
-            finite = {lr: v for lr, v in grid.items() if math.isfinite(v)}
-            best_lr = min(finite, key=finite.__getitem__)
-            best = finite[best_lr]
-            for rule, uses in by_rule.items():
-                lr = uses[sched]
-                value = cache[_key(n, s, sched, lr)] if lr else math.nan
-                rows.append(
-                    {
-                        "task": n,
-                        "held_out": TASKS[n].held_out,
-                        "seed": s,
-                        "schedule": sched,
-                        "rule": rule,
-                        "lr": lr,
-                        "best_lr": best_lr,
-                        "best_at_edge": best_lr in (GRID[0], GRID[-1]),
-                        "val_loss": value,
-                        "best_val_loss": best,
-                        "untrained_val_loss": untrained,
-                        "regret": regret(value, best, untrained),
-                        "extra_steps": _extra_steps(rule, curve),
-                    }
-                )
-    grid_steps = {n: len(GRID) * TASKS[n].steps for n in names}
-    return {"rows": rows, "grid_steps": grid_steps}
+def search_regrets(
+    runs: list[Run], centres: np.ndarray, budget: float, fallback: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Regret per use for every search setting: [shape, tolerance, shift, 1cycle, run].
+
+    When the search keeps no candidate (none finished, or none beat the untrained model by
+    1%), ``lrtool find`` keeps the curve's answer: ``fallback`` holds its regret per use.
+    """
+    dims = (len(SEARCH_SHAPES), len(TOLERANCES), len(SHIFTS), len(ONECYCLE_ABOVE), len(runs))
+    out = {u: np.broadcast_to(fallback[u], dims).copy() for u in USES}
+    spent = np.zeros((len(SEARCH_SHAPES), len(runs)))
+    for hi, (n, spacing, rungs) in enumerate(SEARCH_SHAPES):
+        base = SearchParams(n, spacing, rungs, 0.0, 0.0, 0.0)
+        for ri, run in enumerate(runs):
+            final, steps = simulate(run, float(centres[ri]), budget, base)
+            spent[hi, ri] = steps
+            if not final:
+                continue
+            scores = dict(final)
+            for ti, tol in enumerate(TOLERANCES):
+                winner = choose(list(scores), scores, run.untrained, tol)
+                if winner is None:
+                    continue
+                log_c = math.log10(winner) + SHIFTS
+                out["constant"][hi, ti, :, :, ri] = _interp(run, "constant", log_c)[:, None]
+                log_1 = log_c[:, None] + ONECYCLE_ABOVE[None, :-1]
+                out["onecycle"][hi, ti, :, :-1, ri] = _interp(run, "onecycle", log_1)
+    return out, spent
 
 
-def _extra_steps(rule: str, curve: dict[str, Any]) -> int:
-    """Training steps a rule's answer cost beyond the training itself."""
-    if rule == "lrtool --no-refine":
-        return curve["one_sweep_steps"]
-    if rule == "lrtool --repeats 3":
-        return curve["repeats3_steps"]
-    verified = rule == "lrtool --verify" or (rule == "lrtool" and curve["refined"])
-    return curve["steps"] + (curve["verify_steps"] if verified else 0)
+def _interp(run: Run, use: str, log_lrs: np.ndarray) -> np.ndarray:
+    grid = run.grids[use]
+    r = np.interp(log_lrs, grid.log_lrs, grid.regret)
+    return np.where(log_lrs > grid.log_lrs[-1] + 1e-9, 1.0, r)
 
 
-def summarise(rows: list[dict[str, Any]], subset: str = "all") -> list[dict[str, Any]]:
-    picked = [
-        r
-        for r in rows
-        if subset == "all" or (r["held_out"] if subset == "held_out" else not r["held_out"])
-    ]
-    rules = list(dict.fromkeys(r["rule"] for r in picked))
-    table = []
-    for rule in rules:
-        line: dict[str, Any] = {"rule": rule}
-        for sched in SCHEDULES:
-            values = [r["regret"] for r in picked if r["rule"] == rule and r["schedule"] == sched]
-            line[sched] = {
-                "median": statistics.median(values),
-                "mean": statistics.fmean(values),
-                "worst": max(values),
-                "bad": sum(v > BAD for v in values),
-                "n": len(values),
-            }
-        steps = [r["extra_steps"] for r in picked if r["rule"] == rule]
-        line["steps"] = statistics.fmean(steps)
-        table.append(line)
-    return table
-
-
-def format_table(table: list[dict[str, Any]], grid_steps: float, title: str) -> str:
-    head = (
-        f"| rule | constant: median | mean | worst | > {BAD} "
-        f"| 1cycle: median | mean | worst | > {BAD} | extra steps |"
+def fit_search(
+    table: dict[str, np.ndarray], train: np.ndarray
+) -> tuple[SearchParams, tuple[int, ...]]:
+    """The setting with the lowest mean regret (both uses) on ``train``."""
+    const = np.minimum(table["constant"][..., train], FIT_CAP).mean(axis=-1)
+    cycle = np.minimum(table["onecycle"][..., train], FIT_CAP).mean(axis=-1)
+    best_cycle = cycle.min(axis=-1)  # the 1cycle step is free given the rest
+    total = const[..., 0] + best_cycle
+    hi, ti, si = np.unravel_index(int(np.argmin(total)), total.shape)
+    oi = int(np.argmin(cycle[hi, ti, si]))
+    n, spacing, rungs = SEARCH_SHAPES[hi]
+    params = SearchParams(
+        n,
+        spacing,
+        rungs,
+        float(SHIFTS[si]),
+        TOLERANCES[ti],
+        None if math.isnan(ONECYCLE_ABOVE[oi]) else float(ONECYCLE_ABOVE[oi]),
     )
-    lines = [f"**{title}**", "", head, "|---" * 10 + "|"]
-    for line in table:
-        cells = [line["rule"]]
-        for sched in SCHEDULES:
-            s = line[sched]
-            cells += [f"{s['median']:.3f}", f"{s['mean']:.3f}", f"{s['worst']:.3f}"]
-            cells.append(f"{s['bad']}/{s['n']}")
-        cells.append(f"{line['steps']:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append(f"| grid search (reference) | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | {grid_steps:.0f} |")
-    return "\n".join(lines)
+    return params, (int(hi), int(ti), int(si), oi)
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-validation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scored:
+    """Per-run regret of one rule for each use (out of fold for lrtool's), and its cost."""
+
+    name: str
+    regret: dict[str, np.ndarray]
+    extra_steps: float = 0.0  # mean training steps beyond the range test, in target runs
+
+
+def lofo(runs: list[Run]) -> tuple[list[Scored], dict[str, str], dict[str, object]]:
+    """Out-of-fold regrets for lrtool's rules at every budget; the all-family fits."""
+    families = sorted({r.family for r in runs})
+    fam = np.array([r.family for r in runs])
+    table = curve_table(runs)
+    oof = {u: np.ones(len(runs)) for u in USES}
+    fold_fits: dict[str, CurveFit] = {}
+    for f in families:
+        train, test = fam != f, fam == f
+        fit = fit_curve(table, train, choose_structure(table, fam, train))
+        fold_fits[f] = fit
+        for use in USES:
+            oof[use][test] = curve_regret(table, fit, use)[test]
+    everything = np.ones(len(runs), dtype=bool)
+    full_fit = fit_curve(table, everything, choose_structure(table, fam, everything))
+    sweep_steps = table.steps[full_fit.setting].mean()
+    scored = [Scored("lrtool (curve only, budget 0)", oof)]
+    chosen: dict[str, str] = {"curve": full_fit.describe(table)}
+    deployed: dict[str, object] = {"curve": (table, full_fit), "sweep_steps": sweep_steps}
+    for budget in BUDGETS:
+        oof_b = {u: np.ones(len(runs)) for u in USES}
+        spent_b = np.zeros(len(runs))
+        for f in families + ["(all)"]:
+            fit = full_fit if f == "(all)" else fold_fits[f]
+            centres = curve_lrs(table, fit, "constant")
+            fallback = {u: curve_regret(table, fit, u) for u in USES}
+            stable, spent = search_regrets(runs, centres, budget, fallback)
+            train = np.ones(len(runs), dtype=bool) if f == "(all)" else fam != f
+            params, index = fit_search(stable, train)
+            if f == "(all)":
+                chosen[f"budget {budget:g}"] = str(params)
+                deployed[f"budget {budget:g}"] = params
+                continue
+            test = fam == f
+            hi, ti, si, oi = index
+            oof_b["constant"][test] = stable["constant"][hi, ti, si, 0][test]
+            oof_b["onecycle"][test] = stable["onecycle"][hi, ti, si, oi][test]
+            spent_b[test] = spent[hi][test] / np.array([r.steps for r in runs])[test]
+        scored.append(
+            Scored(f"lrtool --budget {budget:g}", oof_b, extra_steps=float(spent_b.mean()))
+        )
+    return scored, chosen, deployed
+
+
+def shipped_constants(deployed: dict[str, object]) -> dict[str, object]:
+    """The all-family fit as lrtool's constants (tests compare them with lrtool's own)."""
+    from lrtool.suggest import OPTIMIZER_GROUPS, AnchorRule
+
+    table, fit = deployed["curve"]  # type: ignore[misc]
+    width, refine = table.settings[fit.setting]
+    rules: dict[str, dict[str, AnchorRule]] = {}
+    for use in USES:
+        rules[use] = {}
+        for group in OPTIMIZER_GROUPS:
+            wi, oi = fit.picks.get((use, group)) or fit.picks[(use, "all")]
+            w_min, w_steep, w_half = WEIGHTS[wi]
+            rules[use][group] = AnchorRule(
+                w_min=w_min, w_steep=w_steep, offset=float(OFFSETS[oi]), w_half=w_half
+            )
+    return {
+        "SMOOTHING_WIDTH": width,
+        "REFINE_BELOW_DROP": refine,
+        "CONSTANT_RULES": rules["constant"],
+        "ONECYCLE_RULES": rules["onecycle"],
+        "SEARCH_PARAMS": {b: deployed[f"budget {b:g}"] for b in BUDGETS},
+    }
+
+
+def in_sample(runs: list[Run], deployed: dict[str, object]) -> Scored:
+    table, fit = deployed["curve"]  # type: ignore[misc]
+    return Scored(
+        "lrtool curve rule, in sample (not a headline)",
+        {u: curve_regret(table, fit, u) for u in USES},
+    )
+
+
+def peers(runs: list[Run]) -> list[Scored]:
+    out = []
+    for info in RULES.values():
+        if not info.peer:
+            continue
+        regret = {u: np.ones(len(runs)) for u in USES}
+        for i, run in enumerate(runs):
+            lr = info.fn(run.first["lrs"], run.first["losses"])
+            for use in USES:
+                regret[use][i] = run.grids[use].regret_at(lr)
+        out.append(Scored(info.note, regret))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+
+def table_rows(scored: Iterable[Scored], mask: np.ndarray | None = None) -> list[str]:
+    rows = [
+        "| rule | constant: median | p90 | worst | 1cycle: median | p90 | worst | extra training |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in scored:
+        cells = []
+        for use in USES:
+            values = s.regret[use] if mask is None else s.regret[use][mask]
+            cells += [f"{v:.3f}" for v in summary(list(values))]
+        cost = f"{s.extra_steps:.2f} runs" if s.extra_steps else "0"
+        rows.append(f"| {s.name} | " + " | ".join(cells) + f" | {cost} |")
+    return rows
+
+
+def family_rows(runs: list[Run], scored: list[Scored], names: list[str]) -> list[str]:
+    families = sorted({r.family for r in runs})
+    fam = np.array([r.family for r in runs])
+    picked = [s for s in scored if s.name in names]
+    head = "| family | runs | " + " | ".join(
+        f"{s.name}: const / 1cycle (median, worst)" for s in picked
+    )
+    rows = [head + " |", "|---|---|" + "---|" * len(picked)]
+    for f in families:
+        m = fam == f
+        cells = []
+        for s in picked:
+            c, o = s.regret["constant"][m], s.regret["onecycle"][m]
+            cells.append(f"{np.median(c):.3f}, {c.max():.2f} / {np.median(o):.3f}, {o.max():.2f}")
+        rows.append(f"| {f} | {int(m.sum())} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def confidence_rows(runs: list[Run], oof: Scored) -> list[str]:
+    """Out-of-fold curve-only regret by the confidence ``lrtool find`` states for the curve
+    it reads (the second sweep when the shipped threshold refines)."""
+    from lrtool.suggest import REFINE_BELOW_DROP, recommend
+
+    levels: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        first = curve_features(run.first["lrs"], run.first["losses"])
+        weak = isinstance(first, str) or first.relative_drop < REFINE_BELOW_DROP
+        curve = run.second if weak and len(run.second["lrs"]) >= 8 else run.first
+        level = recommend(curve["lrs"], curve["losses"]).confidence
+        levels.setdefault(level, []).append(i)
+    rows = [
+        "| confidence | runs | constant: median | worst | 1cycle: median | worst |",
+        "|---|---|---|---|---|---|",
+    ]
+    for level in ("high", "medium", "low", "none"):
+        idx = levels.get(level, [])
+        if not idx:
+            continue
+        c, o = oof.regret["constant"][idx], oof.regret["onecycle"][idx]
+        rows.append(
+            f"| {level} | {len(idx)} | {np.median(c):.3f} | {c.max():.3f} | "
+            f"{np.median(o):.3f} | {o.max():.3f} |"
+        )
+    return rows
+
+
+def onecycle_rows(runs: list[Run]) -> list[str]:
+    """Does 1cycle at its best peak beat a constant LR at its best, in the same steps?"""
+    families = sorted({r.family for r in runs})
+    rows = [
+        "| family | runs | 1cycle lower | median ratio 1cycle / constant (best final val loss) |",
+        "|---|---|---|---|",
+    ]
+    for f in families + ["all"]:
+        ratios = [
+            r.grids["onecycle"].best / r.grids["constant"].best
+            for r in runs
+            if (f == "all" or r.family == f) and r.grids["constant"].best > 0
+        ]
+        wins = sum(x < 1 for x in ratios)
+        rows.append(f"| {f} | {len(ratios)} | {wins} | {np.median(ratios):.2f} |")
+    return rows
+
+
+def declined_rows(runs: list[Run], scored: list[Scored], others: list[Scored]) -> list[str]:
+    """Where the curve gives no number (lrtool declines, counted as regret 1) and where it
+    does: every rule on the two sets of runs."""
+    from lrtool.suggest import REFINE_BELOW_DROP
+
+    numbers = []
+    for run in runs:
+        first = curve_features(run.first["lrs"], run.first["losses"])
+        weak = isinstance(first, str) or first.relative_drop < REFINE_BELOW_DROP
+        curve = run.second if weak and len(run.second["lrs"]) >= 8 else run.first
+        numbers.append(not isinstance(curve_features(curve["lrs"], curve["losses"]), str))
+    gave = np.array(numbers)
+    rows = [f"Runs where lrtool's curve gives a number: {int(gave.sum())} of {len(runs)}", ""]
+    rows += table_rows([scored[0], *scored[1:], *others], gave)
+    rows += ["", f"Runs where it declines (no number: the curve is flat or noise): "
+             f"{int((~gave).sum())}", ""]  # fmt: skip
+    if (~gave).any():
+        rows += table_rows([scored[0], *scored[1:], *others], ~gave)
+    return rows
+
+
+def target_rows(scored: list[Scored], others: list[Scored]) -> list[str]:
+    """Issue 15's targets against the out-of-fold figures: met or not, as measured."""
+    rows = ["| target | use | measured | met |", "|---|---|---|---|"]
+    curve = scored[0]
+    budgets = {s.name: s for s in scored[1:]}
+
+    def row(target: str, use: str, measured: str, met: bool) -> None:
+        rows.append(f"| {target} | {use} | {measured} | {'yes' if met else 'no'} |")
+
+    for use in USES:
+        median, p90, worst = summary(list(curve.regret[use]))
+        row("curve only: median <= 0.02", use, f"{median:.4f}", median <= 0.02)
+        row("curve only: worst <= 0.15", use, f"{worst:.3f}", worst <= 0.15)
+        for stat, index in (("median", 0), ("p90", 1)):
+            mine = summary(list(curve.regret[use]))[index]
+            best = min(summary(list(o.regret[use]))[index] for o in others)
+            row(
+                f"curve only: {stat} no worse than every peer",
+                use,
+                f"{mine:.3f} (best peer {best:.3f})",
+                mine <= best + 1e-12,
+            )
+        for name, s in budgets.items():
+            if s.extra_steps <= 1.0 + 1e-9:
+                worst_b = summary(list(s.regret[use]))[2]
+                row(f"{name[7:]}: worst <= 0.05", use, f"{worst_b:.3f}", worst_b <= 0.05)
+    return rows
+
+
+def report(runs: list[Run]) -> tuple[str, dict[str, object]]:
+    started = time.perf_counter()
+    scored, chosen, deployed = lofo(runs)
+    others = peers(runs)
+    lines = ["**Out of fold (leave one family out), every run of the suite**", ""]
+    lines += table_rows(scored[:1] + others)
+    lines += ["", "**The targets of issue 15, out of fold**", ""]
+    lines += target_rows(scored, others)
+    lines += ["", "**Regret against budget (out of fold)**", ""]
+    lines += table_rows(scored)
+    lines += ["", "**Per family (out of fold)**", ""]
+    lines += family_rows(
+        runs, scored + others, [scored[0].name, "lrtool --budget 1", others[1].name]
+    )
+    lines += ["", "**Where the curve gives a number, and where it declines (out of fold)**", ""]
+    lines += declined_rows(runs, scored, others)
+    lines += ["", "**By the confidence lrtool states (curve only, out of fold)**", ""]
+    lines += confidence_rows(runs, scored[0])
+    lines += ["", "**1cycle against a constant LR, each at its best LR of the grid**", ""]
+    lines += onecycle_rows(runs)
+    lines += ["", "**In sample, for comparison only**", ""]
+    lines += table_rows([in_sample(runs, deployed)])
+    lines += ["", "**Chosen on all eight families (what lrtool ships)**", ""]
+    lines += [f"- {k}: {v}" for k, v in chosen.items()]
+    lines += [
+        "",
+        f"Range test: {deployed['sweep_steps']:.0f} sweep steps on average (first sweep "
+        f"plus the second when it is triggered), over {len(runs)} runs.",
+    ]
+    print(f"scored in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return "\n".join(lines), deployed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="LR suggestion regret against a grid search.")
-    parser.add_argument("--quick", action="store_true", help=f"tasks {', '.join(QUICK)}; 1 seed")
-    parser.add_argument("--tasks", help="comma-separated task names (default: all)")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per task (default 2)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache of trained points")
-    parser.add_argument("--no-cache", action="store_true", help="train everything afresh")
-    parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
-    parser.add_argument("--rows", type=Path, help="write every (task, seed, rule) row as JSON")
+    import suggestion_suite
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="train and score 3 tasks x 1 seed")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--write-docs", action="store_true", help="regenerate the docs page")
+    parser.add_argument("--cache", type=Path, help="the cache file (default: the committed one)")
     args = parser.parse_args(argv)
-    names = list(QUICK) if args.quick else list(TASKS)
-    if args.tasks:
-        names = [n.strip() for n in args.tasks.split(",")]
-        unknown = [n for n in names if n not in TASKS]
-        if unknown:
-            parser.error(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
-    seeds = list(range(1 if args.quick else args.seeds))
-    started = time.perf_counter()
-    out = evaluate(names, seeds, args.jobs, None if args.no_cache else args.cache)
-    rows = out["rows"]
-    grid_steps = statistics.fmean(out["grid_steps"].values())
-    parts = [
-        f"{len(names)} tasks x {len(seeds)} seeds; grid {GRID[0]:g}..{GRID[-1]:g} in quarter "
-        f"decades ({len(GRID)} LRs); regret = (L(s) - L*) / (L0 - L*), clipped to [0, 1]"
-    ]
-    parts.append(format_table(summarise(rows), grid_steps, "All tasks"))
-    held = [r for r in rows if r["held_out"]]
-    if held and len(held) < len(rows):
-        parts.append(format_table(summarise(rows, "tuned"), grid_steps, "Tasks used for tuning"))
-        parts.append(format_table(summarise(rows, "held_out"), grid_steps, "Held-out tasks"))
-    edges = sorted({(r["task"], r["seed"], r["schedule"]) for r in rows if r["best_at_edge"]})
-    if edges:
-        parts.append(f"warning: the grid's best is at its edge for {edges}")
-    worst = sorted(
-        (r for r in rows if r["rule"] == "lrtool"), key=lambda r: r["regret"], reverse=True
-    )[:5]
-    parts.append(
-        "lrtool's worst cases: "
-        + "; ".join(
-            f"{r['task']} seed {r['seed']} {r['schedule']}: regret {r['regret']:.3f} at "
-            f"{r['lr'] or float('nan'):.3g} (grid best {r['best_lr']:.3g})"
-            for r in worst
-        )
-    )
-    parts.append(f"measured in {time.perf_counter() - started:.0f} s with --jobs {args.jobs}")
-    text = "\n\n".join(parts)
+    if args.quick:
+        path = args.cache or suggestion_suite.QUICK_CACHE
+        suggestion_suite.main(["--quick", "--jobs", str(args.jobs), "--cache", str(path)])
+        cache = suggestion_suite.load(path)
+    else:
+        cache = suggestion_suite.load(args.cache or suggestion_suite.CACHE)
+    runs = load_runs(cache)
+    if len({r.family for r in runs}) < 2:
+        print(f"{len(runs)} runs: need at least two families to cross-validate")
+        return 1
+    text, deployed = report(runs)
     print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n", encoding="utf-8")
-    if args.rows:
-        args.rows.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    print("\nlrtool's constants from this fit:", file=sys.stderr)
+    for name, value in shipped_constants(deployed).items():
+        print(f"{name} = {value!r}", file=sys.stderr)
+    if args.write_docs and not args.quick:
+        write_docs(text, runs)
     return 0
 
 
+def render_docs(text: str, runs: list[Run]) -> str:
+    """docs/suggestion-quality.md: the template with the tables filled in."""
+    template = (DOCS.parent / "suggestion-quality.template.md").read_text(encoding="utf-8")
+    families = len({r.family for r in runs})
+    tasks = len({r.task for r in runs})
+    return template.replace("{{TABLES}}", text).replace(
+        "{{SIZE}}", f"{tasks} tasks in {families} families x {len(runs) // max(tasks, 1)} seeds"
+    )
+
+
+def write_docs(text: str, runs: list[Run]) -> None:
+    DOCS.write_text(render_docs(text, runs), encoding="utf-8")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Score LRs against the cached suite without training: regret by interpolation on the grid.
+
+A run is one (task, seed). Its regret at an LR ``s`` for a schedule is
+``(L(s) - L*) / (L0 - L*)`` clipped to [0, 1], where ``L*`` is the best final validation loss
+of the grid and ``L0`` the untrained model's; a diverged run counts 1. Between grid points the
+regret is interpolated linearly in log10 LR (the grid is a quarter decade, an eighth near the
+optimum); below the lowest LR trained it is that LR's regret, above the highest it is 1.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from suite_tasks import TASKS  # noqa: E402
+
+ADAPTIVE = {"adam", "adamw", "rmsprop", "adagrad"}
+
+
+@dataclass
+class Grid:
+    """One schedule's grid of a run: log10 LRs ascending, regret and prefix scores at each."""
+
+    log_lrs: np.ndarray
+    regret: np.ndarray  # at the full budget
+    prefix_val: np.ndarray  # [point, mark] validation loss (inf: diverged), constant only
+    marks: list[int]
+    best: float = math.nan  # the best final validation loss of the grid
+
+    def regret_at(self, lr: float | None) -> float:
+        if lr is None or not lr > 0 or not math.isfinite(lr):
+            return 1.0
+        x = math.log10(lr)
+        if x > self.log_lrs[-1] + 1e-9:
+            return 1.0
+        return float(np.interp(x, self.log_lrs, self.regret))
+
+    def prefix_at(self, lr: float, mark: int) -> float:
+        """The validation loss after ``marks[mark]`` steps at constant ``lr`` (interpolated;
+        inf when a neighbouring grid point diverged by then)."""
+        x = math.log10(lr)
+        if x > self.log_lrs[-1] + 1e-9:
+            return math.inf
+        col = self.prefix_val[:, mark]
+        i = int(np.searchsorted(self.log_lrs, x))
+        if i <= 0:
+            return float(col[0])
+        if i >= len(col):
+            return float(col[-1])
+        lo, hi = col[i - 1], col[i]
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return math.inf
+        t = (x - self.log_lrs[i - 1]) / (self.log_lrs[i] - self.log_lrs[i - 1])
+        return float(lo + t * (hi - lo))
+
+
+@dataclass
+class Run:
+    task: str
+    seed: int
+    family: str
+    optimizer: str
+    steps: int
+    untrained: float
+    first: dict[str, list[float]]
+    second: dict[str, list[float]]
+    grids: dict[str, Grid] = field(default_factory=dict)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.optimizer in ADAPTIVE
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}|{self.seed}"
+
+
+def _grid(entries: list[dict[str, Any]], untrained: float, constant: bool) -> Grid:
+    trained = [e for e in entries if not e.get("skipped")]
+    low = min(e["lr"] for e in trained)
+    finals = []
+    for e in entries:
+        value = e["val"][-1] if e["val"] and e["val"][-1] is not None else None
+        finals.append(math.inf if value is None else value)
+    best = min(finals)
+    regret = []
+    for e, value in zip(entries, finals, strict=True):
+        if e.get("skipped") and e["lr"] < low:
+            value = finals[entries.index(next(t for t in entries if t["lr"] == low))]
+        if not math.isfinite(value) or untrained <= best:
+            regret.append(1.0)
+        else:
+            regret.append(min(1.0, max(0.0, (value - best) / (untrained - best))))
+    marks = next((e["marks"] for e in trained if e["marks"]), [])
+    prefix = np.full((len(entries), len(marks)), math.inf)
+    if constant:
+        lowest = next(e for e in entries if e["lr"] == low)
+        for i, e in enumerate(entries):
+            source = lowest if (e.get("skipped") and e["lr"] < low) else e
+            for j, v in enumerate(source["val"][: len(marks)]):
+                prefix[i, j] = math.inf if v is None else v
+    log_lrs = np.log10([e["lr"] for e in entries])
+    return Grid(log_lrs, np.array(regret), prefix, marks, best)
+
+
+def load_runs(cache: dict[str, Any], names: list[str] | None = None) -> list[Run]:
+    """Every (task, seed) of the cache that has its curves and both grids."""
+    runs = []
+    for key, curve in sorted(cache.items()):
+        if not key.startswith("curve|"):
+            continue
+        _, name, seed = key.split("|")
+        if names is not None and name not in names:
+            continue
+        grids = {s: cache.get(f"grid|{name}|{seed}|{s}") for s in ("constant", "onecycle")}
+        if any(g is None for g in grids.values()) or name not in TASKS:
+            continue
+        task = TASKS[name]
+        run = Run(
+            name,
+            int(seed),
+            task.family,
+            task.optimizer,
+            task.steps,
+            curve["untrained"],
+            _nan(curve["first"]),
+            _nan(curve["second"]),
+        )
+        run.grids = {
+            s: _grid(g, run.untrained, s == "constant") for s, g in grids.items() if g is not None
+        }
+        runs.append(run)
+    return runs
+
+
+def _nan(curve: dict[str, list]) -> dict[str, list[float]]:
+    return {k: [math.nan if v is None else float(v) for v in vals] for k, vals in curve.items()}
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    """Median, 90th percentile and worst of a list of regrets."""
+    a = np.asarray(values, dtype=float)
+    return float(np.median(a)), float(np.percentile(a, 90)), float(a.max())

@@ -1,0 +1,101 @@
+"""The suggestion benchmark: the shipped constants are its cross-validated fit, the docs page is
+generated from the committed cache, and --quick trains and scores end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def scored():
+    import suggestion_quality
+    import suggestion_suite
+    from suite_scoring import load_runs
+
+    runs = load_runs(suggestion_suite.load())
+    text, deployed = suggestion_quality.report(runs)
+    return runs, text, deployed
+
+
+def test_the_committed_suite_is_big_enough_to_choose_rules_on(scored):
+    runs, _, _ = scored
+    families = {r.family for r in runs}
+    tasks = {r.task for r in runs}
+    assert len(families) >= 8 and len(tasks) >= 48
+    assert all(sum(r.task == t for r in runs) == 3 for t in tasks)  # 3 seeds each
+
+
+def test_lrtool_ships_the_cross_validated_fit(scored):
+    """Every constant of lrtool's rules is the benchmark's all-family fit: nothing hand-set."""
+    import suggestion_quality
+
+    from lrtool import search, suggest
+
+    _, _, deployed = scored
+    fit = suggestion_quality.shipped_constants(deployed)
+    assert suggest.SMOOTHING_WIDTH == pytest.approx(fit["SMOOTHING_WIDTH"])
+    assert suggest.REFINE_BELOW_DROP == pytest.approx(fit["REFINE_BELOW_DROP"])
+    assert suggest.CONSTANT_RULES == fit["CONSTANT_RULES"]
+    assert suggest.ONECYCLE_RULES == fit["ONECYCLE_RULES"]
+    assert search.SEARCH_PARAMS == fit["SEARCH_PARAMS"]
+
+
+def test_docs_page_is_generated_from_the_cache(scored):
+    import suggestion_quality
+
+    runs, text, _ = scored
+    page = suggestion_quality.render_docs(text, runs)
+    assert suggestion_quality.DOCS.read_text(encoding="utf-8") == page, (
+        "docs/suggestion-quality.md is stale: python benchmarks/suggestion_quality.py --write-docs"
+    )
+
+
+def test_headline_is_out_of_fold(scored):
+    """The first table is the leave-one-family-out one; in-sample figures come last, marked."""
+    _, text, _ = scored
+    first = text.split("\n\n")[0]
+    assert "Out of fold" in first
+    assert text.index("In sample") > text.index("Regret against budget")
+
+
+def test_quick_mode_trains_and_scores(tmp_path, capsys):
+    import suggestion_quality
+
+    cache = tmp_path / "quick.json"
+    assert suggestion_quality.main(["--quick", "--jobs", "1", "--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "Out of fold" in out and "lrtool --budget 1" in out
+    stored = json.loads(cache.read_text())
+    assert sum(k.startswith("grid|") for k in stored) == 6  # 3 tasks x 1 seed x 2 schedules
+
+
+def test_readme_quotes_the_generated_figures(scored):
+    """The README's table of suggestion quality is the docs page's, out of fold."""
+    import re
+
+    import suggestion_quality
+    from suite_scoring import summary
+
+    runs, text, _ = scored
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {s.name: s for s in suggestion_quality.lofo(runs)[0]}
+    for name, label in (
+        ("lrtool (curve only, budget 0)", "lrtool, curve only (`--budget 0`)"),
+        ("lrtool --budget 0.5", "lrtool, default (`--budget 0.5`)"),
+    ):
+        line = next(row for row in readme.splitlines() if row.startswith(f"| {label} |"))
+        for use in ("constant", "onecycle"):
+            median = summary(list(rows[name].regret[use]))[0]
+            assert f"{median:.3f}" in line, (label, use, median)
+    gave = int(re.search(r"curve gives a number: (\d+) of", text).group(1))
+    assert f"on {len(runs) - gave} of {len(runs)} runs" in readme.replace("\n", " ")
+    from lrtool.search import DEFAULT_BUDGET
+
+    assert f"`find.budget: {DEFAULT_BUDGET:g}`" in readme

@@ -18,6 +18,7 @@ from torch import nn
 from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError
 from lrtool.finder import cycle, default_step, grad_resetter, to_device
+from lrtool.heartbeat import first_step_done
 from lrtool.schedules import Schedule
 from lrtool.suggest import debiased_ema
 from lrtool.torch_adapter import LrtoolScheduler
@@ -197,6 +198,8 @@ def train(
             smoothed = smooth_avg / (1 - SMOOTH_BETA ** (t + 1))
             if progress is not None:
                 progress(t, steps, lr, value)
+            if t == 0:
+                first_step_done()
             done = t + 1
             if done % eval_every == 0 or done == steps:
                 run_eval(done, lr, smoothed)

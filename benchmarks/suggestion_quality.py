@@ -517,6 +517,24 @@ def onecycle_rows(runs: list[Run]) -> list[str]:
     return rows
 
 
+def family_medians(runs: list[Run], scored: list[Scored]) -> list[str]:
+    """One row per rule and family: median and p90 for each use (constant / 1cycle)."""
+    families = sorted({r.family for r in runs})
+    fam = np.array([r.family for r in runs])
+    rows = ["| rule | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]
+    for s in scored:
+        cells = []
+        for f in families:
+            m = fam == f
+            c, o = s.regret["constant"][m], s.regret["onecycle"][m]
+            cells.append(
+                f"{np.median(c):.2f}, {np.percentile(c, 90):.2f} / "
+                f"{np.median(o):.2f}, {np.percentile(o, 90):.2f}"
+            )
+        rows.append(f"| {s.name} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def declined_rows(runs: list[Run], scored: list[Scored], others: list[Scored]) -> list[str]:
     """Where the curve gives no number (lrtool declines, counted as regret 1) and where it
     does: every rule on the two sets of runs."""
@@ -579,8 +597,11 @@ def report(runs: list[Run]) -> tuple[str, dict[str, object]]:
     lines += table_rows(scored)
     lines += ["", "**Per family (out of fold)**", ""]
     lines += family_rows(
-        runs, scored + others, [scored[0].name, "lrtool --budget 1", others[1].name]
+        runs, scored + others, [scored[0].name, "lrtool --budget 0.5", others[1].name]
     )
+    lines += ["", "**Per family, every rule (out of fold)**", ""]
+    lines += ["Each cell: constant median, p90 / 1cycle median, p90.", ""]
+    lines += family_medians(runs, scored + others)
     lines += ["", "**Where the curve gives a number, and where it declines (out of fold)**", ""]
     lines += declined_rows(runs, scored, others)
     lines += ["", "**By the confidence lrtool states (curve only, out of fold)**", ""]

@@ -21,6 +21,7 @@ from torch import nn
 from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError, usage_error
 from lrtool.heartbeat import first_step_done
+from lrtool.search import check_budget
 from lrtool.suggest import Recommendation, recommend, run_rules
 
 StepFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -413,13 +414,7 @@ def find_lr(
         raise usage_error(f"diverge_threshold: must be > 1, got {diverge_threshold}")
     if refine not in (True, False, "auto"):
         raise usage_error(f"refine: must be True, False or 'auto', got {refine!r}")
-    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget >= 0):
-        raise usage_error(f"budget: must be a number >= 0, got {budget!r}")
-    if budget > 0 and (target_steps is None or target_steps < 1):
-        raise usage_error(
-            "budget: needs target_steps, the length of the training the LR is for; "
-            "pass target_steps=N"
-        )
+    check_budget(budget, target_steps)
     if any("initial_lr" in g for g in optimizer.param_groups):
         raise LrtoolError(
             "the optimizer already has an LR scheduler attached (its param groups carry "
@@ -475,25 +470,14 @@ def find_lr(
     if result.interrupted:
         raise RangeTestInterrupted(result)
     if budget > 0 and result.lrs:
-        from lrtool.verify import apply_verification, verify_lr
+        from lrtool.verify import search_after_sweep
 
-        checked = verify_lr(
-            model,
-            optimizer,
-            train_loader,
-            loss_fn,
-            lr=result.lr,
-            onecycle_max_lr=result.onecycle_max_lr,
-            val_loader=val_loader,
-            val_batches=val_batches,
-            step_fn=step_fn,
-            amp=amp,
+        assert target_steps is not None
+        search_after_sweep(
+            result, model, optimizer, train_loader, loss_fn, budget, target_steps,
+            val_loader=val_loader, val_batches=val_batches, step_fn=step_fn, amp=amp,
             device=device,
-            budget=budget,
-            target_steps=target_steps,
-            search_span=search_span(result),
-        )
-        apply_verification(result, checked, f"budget {budget:g} x {target_steps} steps")
+        )  # fmt: skip
     return result
 
 

@@ -100,26 +100,14 @@ def search_suggestion(setup: Setup, result: RangeTestResult, budget: float) -> N
     """The budgeted search: constant-LR trainings seeded by the curve, at most ``budget``
     times ``find.verify_steps`` (default ``train.steps``) steps, scored on the validation
     batches when the data has them; its LRs become the answer."""
-    from lrtool.finder import search_span
-    from lrtool.verify import apply_verification, verify_lr
+    from lrtool.verify import search_after_sweep
 
     config = setup.config
-    target = config.find.verify_steps or config.train.steps
-    checked = verify_lr(
-        setup.model,
-        setup.optimizer,
-        setup.fresh_train_batches(),
-        setup.loss_fn,
-        lr=result.lr,
-        onecycle_max_lr=result.onecycle_max_lr,
-        val_loader=setup.data.val,
-        val_batches=8,
-        device=setup.device,
-        budget=budget,
-        target_steps=target,
-        search_span=search_span(result),
-    )
-    apply_verification(result, checked, f"budget {budget:g} x {target} steps")
+    search_after_sweep(
+        result, setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
+        budget, config.find.verify_steps or config.train.steps,
+        val_loader=setup.data.val, val_batches=8, device=setup.device,
+    )  # fmt: skip
 
 
 def repeated_range_test(

@@ -22,6 +22,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lrtool.errors import usage_error
+
 MAX_HALVINGS = 6  # the shortest rung is at least T / 64
 MIN_IMPROVEMENT = 0.01  # a winner must beat the untrained model's loss by this fraction
 
@@ -68,6 +70,18 @@ class SearchOutcome:
     winner: float | None = None  # the candidate that won, before the shift
 
 
+def check_budget(budget: float, target_steps: int | None, require_target: bool = False) -> None:
+    """One line for a budget that is not a number >= 0, or that is > 0 (or ``require_target``)
+    without the length of the training the LR is for."""
+    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget >= 0):
+        raise usage_error(f"budget: must be a number >= 0, got {budget!r}")
+    if (budget > 0 or require_target) and (target_steps is None or target_steps < 1):
+        raise usage_error(
+            "budget: needs target_steps, the length of the training the LR is for "
+            f"(got {target_steps}); pass target_steps=N"
+        )
+
+
 def plan_search(
     centre: float,
     budget: float,
@@ -110,7 +124,7 @@ def run_search(
     trials: list[Trial] = []
     scores: dict[float, float] = {}
     for rung, (size, steps) in enumerate(zip(plan.rung_sizes, plan.rung_steps, strict=True)):
-        alive = sorted(alive, key=lambda lr: _rank(scores.get(lr, 0.0)))[:size]
+        alive = sorted(alive, key=lambda lr: scores.get(lr, 0.0))[:size]  # inf: diverged
         for lr in sorted(alive):
             value = score(lr, steps)
             scores[lr] = value if math.isfinite(value) else math.inf
@@ -137,10 +151,6 @@ def choose(
         return None
     slack = tolerance * max(untrained - best, 0.0) if math.isfinite(untrained) else 0.0
     return min(lr for lr in finite if scores[lr] <= best + slack)
-
-
-def _rank(score: float) -> float:
-    return score if math.isfinite(score) else math.inf
 
 
 # Chosen by leave-one-family-out cross-validation on the suggestion suite

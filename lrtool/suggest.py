@@ -180,8 +180,7 @@ def _curve_features(
     span = float(log_x[-1] - log_x[0])
     if span <= 0:
         return "the LRs do not increase"
-    steps = np.diff(log_x)
-    width = max(span * width_fraction, 1.5 * float(np.median(steps)) if len(steps) else 0.0)
+    width = _kernel_width(log_x, width_fraction)
     y = capped(y)
     smooth = centred_smooth(log_x, y, width)
     skip = max(1, len(x) // 20)  # the first points reflect start-up noise, not the LR
@@ -211,6 +210,13 @@ def _curve_features(
     return CurveFeatures(
         log_x, smooth, i_min, i_steepest, relative_drop, significance, i_half, i_rise
     )
+
+
+def _kernel_width(log_x: np.ndarray, fraction: float) -> float:
+    """``fraction`` of the swept decades, but never narrower than 1.5 ladder steps."""
+    steps = np.diff(log_x)
+    span = float(log_x[-1] - log_x[0])
+    return max(span * fraction, 1.5 * float(np.median(steps)) if len(steps) else 0.0)
 
 
 def capped(losses: np.ndarray) -> np.ndarray:
@@ -257,12 +263,9 @@ def lagfree_curve(
     if len(x) < 2 or not x[-1] > x[0]:
         return out
     log_x = np.log10(x)
-    steps = np.diff(log_x)
-    span = float(log_x[-1] - log_x[0])
-    w = max(span * width, 1.5 * float(np.median(steps)))
-    if np.any(steps <= 0):
+    if np.any(np.diff(log_x) <= 0):
         return out
-    out[: len(x)] = centred_smooth(log_x, capped(y), w).tolist()
+    out[: len(x)] = centred_smooth(log_x, capped(y), _kernel_width(log_x, width)).tolist()
     return out
 
 
@@ -313,15 +316,18 @@ class AnchorRule:
             return None
         return self.read(f, float(lrs[0]))
 
-    def read(self, f: CurveFeatures, first_lr: float) -> float:
+    def log_anchor(self, f: CurveFeatures) -> float:
+        """The weighted mean of the four points, in log10 LR (before the offset)."""
         w_rise = 1.0 - self.w_min - self.w_steep - self.w_half
-        anchor = (
+        return (
             self.w_min * f.log_min
             + self.w_steep * f.log_steepest
             + self.w_half * f.log_half
             + w_rise * f.log_rise
         )
-        log_lr = min(anchor - self.offset, f.log_stop)
+
+    def read(self, f: CurveFeatures, first_lr: float) -> float:
+        log_lr = min(self.log_anchor(f) - self.offset, f.log_stop)
         return max(float(10**log_lr), first_lr)
 
 
@@ -479,13 +485,18 @@ class RuleInfo:
     fn: Rule
     note: str
     peer: bool = False
+    grouped: bool = False  # fn takes the optimizer group as a third argument
 
 
 RULES: dict[str, RuleInfo] = {
     r.name: r
     for r in [
-        RuleInfo("lrtool", lrtool_constant, "constant LR, read off the lag-free curve"),
-        RuleInfo("lrtool_onecycle", lrtool_onecycle, "1cycle peak, read off the same curve"),
+        RuleInfo(
+            "lrtool", lrtool_constant, "constant LR, read off the lag-free curve", grouped=True
+        ),
+        RuleInfo(
+            "lrtool_onecycle", lrtool_onecycle, "1cycle peak, read off the same curve", grouped=True
+        ),
         RuleInfo("steepest", steepest, "steepest descent in log-LR space"),
         RuleInfo("minimum_div10", minimum_div10, "fastai minimum / 10", peer=True),
         RuleInfo("valley", valley, "fastai valley (its default)", peer=True),
@@ -496,15 +507,12 @@ RULES: dict[str, RuleInfo] = {
 }
 
 
-OWN_RULES = ("lrtool", "lrtool_onecycle")  # the rules that read the optimizer group
-
-
 def run_rules(
     lrs: Sequence[float], losses: Sequence[float], group: str = "sgd"
 ) -> dict[str, float | None]:
     """Every registered rule on one curve; a rule that cannot answer gives ``None``."""
     return {
-        name: info.fn(lrs, losses, group) if name in OWN_RULES else info.fn(lrs, losses)  # type: ignore[call-arg]
+        name: info.fn(lrs, losses, group) if info.grouped else info.fn(lrs, losses)  # type: ignore[call-arg]
         for name, info in RULES.items()
     }
 

@@ -107,6 +107,35 @@ def apply_verification(result: Any, checked: VerifyResult, because: str) -> None
         )
 
 
+def search_after_sweep(
+    result: Any,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Iterable,
+    loss_fn: Callable[..., torch.Tensor] | None,
+    budget: float,
+    target_steps: int,
+    **options: Any,
+) -> None:
+    """The budgeted search seeded by a range-test result, whose recommendation it updates
+    (``lrtool find`` and ``find_lr(budget=...)``); ``options`` go to :func:`verify_lr`."""
+    from lrtool.finder import search_span
+
+    checked = verify_lr(
+        model,
+        optimizer,
+        train_loader,
+        loss_fn,
+        lr=result.lr,
+        onecycle_max_lr=result.onecycle_max_lr,
+        budget=budget,
+        target_steps=target_steps,
+        search_span=search_span(result),
+        **options,
+    )
+    apply_verification(result, checked, f"budget {budget:g} x {target_steps} steps")
+
+
 def candidate_lrs(lr: float, offsets: Iterable[float] = OFFSETS) -> list[float]:
     """``lr * 10**k`` for each offset k (decades), smallest first."""
     return sorted(lr * 10**k for k in offsets)
@@ -146,7 +175,6 @@ def verify_lr(
     turns NaN/Inf scores NaN and is never kept. The model and optimizer are restored afterwards.
     """
     from lrtool.schedules import build_schedule
-    from lrtool.torch_adapter import LrtoolScheduler
 
     if budget is not None:
         return _search(
@@ -158,41 +186,23 @@ def verify_lr(
     offsets = tuple(offsets)
     if not offsets:
         raise usage_error("verify offsets: give at least one")
-    dev = torch.device(device) if device is not None else model_device(model)
-    move = None if dev.type == "cpu" else dev
-    autocast = _amp_context(amp, dev)
-    step = step_fn or default_step(loss_fn)
-    result = VerifyResult(monitor="train" if val_loader is None else f"val ({val_batches} batches)")
+    trials = _Trials.start(
+        model, optimizer, train_loader, loss_fn, step_fn, amp, device, val_loader, val_batches
+    )
+    result = VerifyResult(monitor=trials.monitor)
     started = time.perf_counter()
-    snapshot = StateSnapshot.take(model, optimizer)
-    first_pass = getattr(train_loader, "passes", None)  # TensorBatches: the same order each time
     try:
         for use, centre in (("constant", lr), ("onecycle", onecycle_max_lr)):
             if centre is None:
                 continue
             for candidate in candidate_lrs(centre, offsets):
-                snapshot.restore(model, optimizer)
-                if first_pass is not None:
-                    train_loader.passes = first_pass  # type: ignore[attr-defined]
                 params = {"lr": candidate} if use == "constant" else {"max_lr": candidate}
                 schedule = build_schedule(use, {**params, "total_steps": steps})
-                driver = LrtoolScheduler(optimizer, schedule)
-                losses = _train(model, optimizer, driver, train_loader, step, steps, move, autocast)
+                losses, score = trials.train(schedule, steps)
                 result.steps_spent += len(losses)
-                if len(losses) < steps or not all(map(math.isfinite, losses)):
-                    score = math.nan
-                elif val_loader is not None:
-                    score = mean_over_ranks(
-                        _val_loss(model, val_loader, val_batches, step, move, autocast), move
-                    )
-                else:  # the losses are already the mean over ranks under DDP
-                    tail = losses[-max(1, int(steps * TAIL)) :]
-                    score = sum(tail) / len(tail)
                 result.candidates.append(Candidate(use, candidate, score, len(losses)))
     finally:
-        snapshot.restore(model, optimizer)
-        if first_pass is not None:
-            train_loader.passes = first_pass  # type: ignore[attr-defined]
+        trials.restore()
     for use in ("constant", "onecycle"):
         scored = [c for c in result.candidates if c.use == use and math.isfinite(c.score)]
         best = min(scored, key=lambda c: c.score).lr if scored else None
@@ -221,16 +231,10 @@ def _search(
 ) -> VerifyResult:
     """The budgeted search (see :func:`verify_lr`); each score is one constant-LR training."""
     from lrtool.schedules import build_schedule
-    from lrtool.search import params_for_budget, plan_search, run_search
-    from lrtool.torch_adapter import LrtoolScheduler
+    from lrtool.search import check_budget, params_for_budget, plan_search, run_search
 
-    if not (math.isfinite(budget) and budget >= 0):
-        raise usage_error(f"budget: must be a number >= 0, got {budget}")
-    if target_steps is None or target_steps < 1:
-        raise usage_error(
-            "budget: needs target_steps, the length of the training the LR is for "
-            f"(got {target_steps}); pass target_steps=N"
-        )
+    check_budget(budget, target_steps, require_target=True)
+    assert target_steps is not None
     result = VerifyResult(
         monitor="train" if val_loader is None else f"val ({val_batches} batches)",
         budget=budget,
@@ -243,54 +247,112 @@ def _search(
         plan = plan_search(centre, budget, target_steps, params, None if lr else span)
     if plan is None:
         return result
-    dev = torch.device(device) if device is not None else model_device(model)
-    move = None if dev.type == "cpu" else dev
-    autocast = _amp_context(amp, dev)
-    step = step_fn or default_step(loss_fn)
+    trials = _Trials.start(
+        model, optimizer, train_loader, loss_fn, step_fn, amp, device, val_loader, val_batches
+    )
     started = time.perf_counter()
-    snapshot = StateSnapshot.take(model, optimizer)
-    first_pass = getattr(train_loader, "passes", None)
     untrained = math.inf
 
     def score(candidate: float, steps: int) -> float:
         nonlocal untrained
-        snapshot.restore(model, optimizer)
-        if first_pass is not None:
-            train_loader.passes = first_pass  # type: ignore[attr-defined]
         schedule = build_schedule("constant", {"lr": candidate, "total_steps": steps})
-        driver = LrtoolScheduler(optimizer, schedule)
-        losses = _train(model, optimizer, driver, train_loader, step, steps, move, autocast)
+        losses, value = trials.train(schedule, steps)
         result.steps_spent += len(losses)
         if losses and not math.isfinite(untrained) and val_loader is None:
             untrained = losses[0]  # the first batch's loss stands in for the untrained model
-        if len(losses) < steps or not all(map(math.isfinite, losses)):
-            value = math.nan
-        elif val_loader is not None:
-            value = mean_over_ranks(
-                _val_loss(model, val_loader, val_batches, step, move, autocast), move
-            )
-        else:
-            tail = losses[-max(1, int(steps * TAIL)) :]
-            value = sum(tail) / len(tail)
         result.candidates.append(Candidate("constant", candidate, value, len(losses)))
         return value if math.isfinite(value) else math.inf
 
     try:
         if val_loader is not None:
-            untrained = mean_over_ranks(
-                _val_loss(model, val_loader, val_batches, step, move, autocast), move
-            )
+            untrained = trials.val_loss()
         outcome = run_search(plan, score, untrained)
     finally:
-        snapshot.restore(model, optimizer)
-        if first_pass is not None:
-            train_loader.passes = first_pass  # type: ignore[attr-defined]
+        trials.restore()
     for candidate, trial in zip(result.candidates, outcome.trials, strict=True):
         candidate.rung = trial.rung
     result.lr, result.onecycle_max_lr = outcome.lr, outcome.onecycle_max_lr
     result.winner = outcome.winner
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+@dataclass
+class _Trials:
+    """Candidate trainings from one initial state: each restores the weights, the optimizer
+    state and the loader's batch order, trains, and scores (validation loss, else the mean
+    training loss of the last 20% of steps; NaN when the loss turned non-finite)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loader: Iterable
+    step: Callable[[nn.Module, Any], torch.Tensor]
+    move: torch.device | None
+    autocast: Callable[[], Any]
+    val_loader: Iterable | None
+    val_batches: int
+    snapshot: StateSnapshot
+    first_pass: int | None  # TensorBatches: the same order each time
+
+    @classmethod
+    def start(
+        cls,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loader: Iterable,
+        loss_fn: Callable[..., torch.Tensor] | None,
+        step_fn: Callable[[nn.Module, Any], torch.Tensor] | None,
+        amp: str | None,
+        device: str | torch.device | None,
+        val_loader: Iterable | None,
+        val_batches: int,
+    ) -> _Trials:
+        dev = torch.device(device) if device is not None else model_device(model)
+        return cls(
+            model,
+            optimizer,
+            loader,
+            step_fn or default_step(loss_fn),
+            None if dev.type == "cpu" else dev,
+            _amp_context(amp, dev),
+            val_loader,
+            val_batches,
+            StateSnapshot.take(model, optimizer),
+            getattr(loader, "passes", None),
+        )
+
+    @property
+    def monitor(self) -> str:
+        return "train" if self.val_loader is None else f"val ({self.val_batches} batches)"
+
+    def restore(self) -> None:
+        self.snapshot.restore(self.model, self.optimizer)
+        if self.first_pass is not None:
+            self.loader.passes = self.first_pass  # type: ignore[attr-defined]
+
+    def val_loss(self) -> float:
+        assert self.val_loader is not None
+        value = _val_loss(
+            self.model, self.val_loader, self.val_batches, self.step, self.move, self.autocast
+        )
+        return mean_over_ranks(value, self.move)
+
+    def train(self, schedule: Any, steps: int) -> tuple[list[float], float]:
+        """(the losses, the score) of ``steps`` steps of ``schedule`` from the initial state."""
+        from lrtool.torch_adapter import LrtoolScheduler
+
+        self.restore()
+        driver = LrtoolScheduler(self.optimizer, schedule)
+        losses = _train(
+            self.model, self.optimizer, driver, self.loader, self.step, steps, self.move,
+            self.autocast,
+        )  # fmt: skip
+        if len(losses) < steps or not all(map(math.isfinite, losses)):
+            return losses, math.nan
+        if self.val_loader is not None:
+            return losses, self.val_loss()
+        tail = losses[-max(1, int(steps * TAIL)) :]  # already the mean over ranks under DDP
+        return losses, sum(tail) / len(tail)
 
 
 def _train(

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite_scoring import Run, load_runs, summary  # noqa: E402
 
 from lrtool.search import SearchParams, choose, plan_search, run_search  # noqa: E402
-from lrtool.suggest import RULES, curve_features  # noqa: E402
+from lrtool.suggest import RULES, AnchorRule, CurveFeatures, curve_features  # noqa: E402
 
 USES = ("constant", "onecycle")
 # The fit minimises the mean regret capped at 0.5, so that runs no setting can rescue (a
@@ -81,11 +81,12 @@ ONECYCLE_ABOVE = np.append(np.round(np.arange(-0.25, 0.76, 0.125), 3), np.nan)
 
 @dataclass(frozen=True)
 class Reading:
-    """What a run's curve gives for one (width, refine) setting: the three anchors (log10),
-    the LR of the sweep's first point and the sweep steps spent; None when unreadable."""
+    """What a run's curve gives for one (width, refine) setting: the curve lrtool reads (the
+    second sweep when the first is weak and the second can be read, as ``find_lr`` does), its
+    features (None when unreadable), and the sweep steps spent."""
 
-    anchors: np.ndarray | None
-    first_lr: float
+    curve: dict[str, list[float]]
+    features: CurveFeatures | None
     steps: int
 
 
@@ -99,23 +100,18 @@ def read_run(run: Run, width: float, refine_below: float) -> Reading:
         steps += len(run.second["lrs"])
         if not isinstance(second, str) or isinstance(first, str):
             first, curve = second, run.second
-    if isinstance(first, str):
-        return Reading(None, curve["lrs"][0], steps)
-    anchors = np.array(
-        [first.log_min, first.log_steepest, first.log_half, first.log_rise, first.log_stop]
-    )
-    return Reading(anchors, curve["lrs"][0], steps)
+    return Reading(curve, None if isinstance(first, str) else first, steps)
 
 
 def anchor_lrs(reading: Reading, weights: tuple[float, float, float]) -> np.ndarray:
-    """The suggested LR for every offset in OFFSETS (None readings give NaN)."""
-    if reading.anchors is None:
+    """``AnchorRule.read`` for every offset in OFFSETS at once (NaN when unreadable)."""
+    f = reading.features
+    if f is None:
         return np.full(len(OFFSETS), np.nan)
-    m, s, h, rise, stop = reading.anchors
     w_min, w_steep, w_half = weights
-    anchor = w_min * m + w_steep * s + w_half * h + (1 - w_min - w_steep - w_half) * rise
-    log_lr = np.minimum(anchor - OFFSETS, stop)
-    return np.maximum(10**log_lr, reading.first_lr)
+    anchor = AnchorRule(w_min=w_min, w_steep=w_steep, offset=0.0, w_half=w_half).log_anchor(f)
+    log_lr = np.minimum(anchor - OFFSETS, f.log_stop)
+    return np.maximum(10**log_lr, reading.curve["lrs"][0])
 
 
 @dataclass
@@ -143,14 +139,7 @@ def curve_table(runs: list[Run]) -> CurveTable:
                 values = anchor_lrs(reading, weights)
                 lrs[si, wi, :, ri] = values
                 for use in USES:
-                    grid = run.grids[use]
-                    ok = np.isfinite(values)
-                    r = np.ones(len(values))
-                    x = np.log10(values[ok])
-                    r[ok] = np.where(
-                        x > grid.log_lrs[-1] + 1e-9, 1.0, np.interp(x, grid.log_lrs, grid.regret)
-                    )
-                    regret[use][si, wi, :, ri] = r
+                    regret[use][si, wi, :, ri] = run.grids[use].regret_of(np.log10(values))
     groups = np.array(["adaptive" if r.adaptive else "sgd" for r in runs])
     return CurveTable(settings, regret, lrs, steps, groups)
 
@@ -302,9 +291,7 @@ def search_regrets(
 
 
 def _interp(run: Run, use: str, log_lrs: np.ndarray) -> np.ndarray:
-    grid = run.grids[use]
-    r = np.interp(log_lrs, grid.log_lrs, grid.regret)
-    return np.where(log_lrs > grid.log_lrs[-1] + 1e-9, 1.0, r)
+    return run.grids[use].regret_of(log_lrs)
 
 
 def fit_search(
@@ -471,16 +458,21 @@ def family_rows(runs: list[Run], scored: list[Scored], names: list[str]) -> list
     return rows
 
 
+def shipped_reading(run: Run) -> Reading:
+    """The curve lrtool as shipped reads for a run."""
+    from lrtool.suggest import REFINE_BELOW_DROP, SMOOTHING_WIDTH
+
+    return read_run(run, SMOOTHING_WIDTH, REFINE_BELOW_DROP)
+
+
 def confidence_rows(runs: list[Run], oof: Scored) -> list[str]:
     """Out-of-fold curve-only regret by the confidence ``lrtool find`` states for the curve
     it reads (the second sweep when the shipped threshold refines)."""
-    from lrtool.suggest import REFINE_BELOW_DROP, recommend
+    from lrtool.suggest import recommend
 
     levels: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
-        first = curve_features(run.first["lrs"], run.first["losses"])
-        weak = isinstance(first, str) or first.relative_drop < REFINE_BELOW_DROP
-        curve = run.second if weak and len(run.second["lrs"]) >= 8 else run.first
+        curve = shipped_reading(run).curve
         level = recommend(curve["lrs"], curve["losses"]).confidence
         levels.setdefault(level, []).append(i)
     rows = [
@@ -538,15 +530,7 @@ def family_medians(runs: list[Run], scored: list[Scored]) -> list[str]:
 def declined_rows(runs: list[Run], scored: list[Scored], others: list[Scored]) -> list[str]:
     """Where the curve gives no number (lrtool declines, counted as regret 1) and where it
     does: every rule on the two sets of runs."""
-    from lrtool.suggest import REFINE_BELOW_DROP
-
-    numbers = []
-    for run in runs:
-        first = curve_features(run.first["lrs"], run.first["losses"])
-        weak = isinstance(first, str) or first.relative_drop < REFINE_BELOW_DROP
-        curve = run.second if weak and len(run.second["lrs"]) >= 8 else run.first
-        numbers.append(not isinstance(curve_features(curve["lrs"], curve["losses"]), str))
-    gave = np.array(numbers)
+    gave = np.array([shipped_reading(run).features is not None for run in runs])
     rows = [f"Runs where lrtool's curve gives a number: {int(gave.sum())} of {len(runs)}", ""]
     rows += table_rows([scored[0], *scored[1:], *others], gave)
     rows += ["", f"Runs where it declines (no number: the curve is flat or noise): "

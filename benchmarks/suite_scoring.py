@@ -34,13 +34,16 @@ class Grid:
     marks: list[int]
     best: float = math.nan  # the best final validation loss of the grid
 
+    def regret_of(self, log_lrs: np.ndarray) -> np.ndarray:
+        """Regret at each log10 LR: interpolated, 1 above the grid (diverged) and for NaN."""
+        x = np.asarray(log_lrs, dtype=float)
+        inside = np.isfinite(x) & (x <= self.log_lrs[-1] + 1e-9)
+        return np.where(inside, np.interp(np.nan_to_num(x), self.log_lrs, self.regret), 1.0)
+
     def regret_at(self, lr: float | None) -> float:
         if lr is None or not lr > 0 or not math.isfinite(lr):
             return 1.0
-        x = math.log10(lr)
-        if x > self.log_lrs[-1] + 1e-9:
-            return 1.0
-        return float(np.interp(x, self.log_lrs, self.regret))
+        return float(self.regret_of(np.array(math.log10(lr))))
 
     def prefix_at(self, lr: float, mark: int) -> float:
         """The validation loss after ``marks[mark]`` steps at constant ``lr`` (interpolated;
@@ -84,27 +87,22 @@ class Run:
 
 def _grid(entries: list[dict[str, Any]], untrained: float, constant: bool) -> Grid:
     trained = [e for e in entries if not e.get("skipped")]
-    low = min(e["lr"] for e in trained)
-    finals = []
-    for e in entries:
-        value = e["val"][-1] if e["val"] and e["val"][-1] is not None else None
-        finals.append(math.inf if value is None else value)
+    lowest = min(trained, key=lambda e: e["lr"])
+    # A skipped LR below the walk reads like the lowest LR trained (one above it: diverged).
+    sources = [lowest if e.get("skipped") and e["lr"] < lowest["lr"] else e for e in entries]
+    finals = [math.inf if not e["val"] or e["val"][-1] is None else e["val"][-1] for e in sources]
     best = min(finals)
-    regret = []
-    for e, value in zip(entries, finals, strict=True):
-        if e.get("skipped") and e["lr"] < low:
-            value = finals[entries.index(next(t for t in entries if t["lr"] == low))]
-        if not math.isfinite(value) or untrained <= best:
-            regret.append(1.0)
-        else:
-            regret.append(min(1.0, max(0.0, (value - best) / (untrained - best))))
+    regret = [
+        1.0
+        if not math.isfinite(value) or untrained <= best
+        else min(1.0, max(0.0, (value - best) / (untrained - best)))
+        for value in finals
+    ]
     marks = next((e["marks"] for e in trained if e["marks"]), [])
     prefix = np.full((len(entries), len(marks)), math.inf)
     if constant:
-        lowest = next(e for e in entries if e["lr"] == low)
-        for i, e in enumerate(entries):
-            source = lowest if (e.get("skipped") and e["lr"] < low) else e
-            for j, v in enumerate(source["val"][: len(marks)]):
+        for i, e in enumerate(sources):
+            for j, v in enumerate(e["val"][: len(marks)]):
                 prefix[i, j] = math.inf if v is None else v
     log_lrs = np.log10([e["lr"] for e in entries])
     return Grid(log_lrs, np.array(regret), prefix, marks, best)

@@ -47,13 +47,11 @@ def invoke(*args: str):
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def interrupt_run(
-    command: str, config: Path, out: Path, cwd: Path, *extra: str, wait_s: float = 0.5
-) -> tuple[int, str]:
+def interrupt_run(command: str, config: Path, out: Path, cwd: Path, *extra: str) -> tuple[int, str]:
     """Start `python -m lrtool COMMAND CONFIG --out OUT` in a real process, wait for the
     observable event that training is under way (the LRTOOL_HEARTBEAT file appears after the
-    first step), then `wait_s` more, send SIGINT; (exit code, stderr). No guessed sleep: on a
-    loaded machine the wait for the event simply takes longer."""
+    first step), send SIGINT; (exit code, stderr). No guessed sleep: on a loaded machine the
+    wait for the event simply takes longer."""
     beat = cwd / f"heartbeat-{out.name}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LRTOOL_HEARTBEAT": str(beat)}
     proc = subprocess.Popen(
@@ -67,7 +65,6 @@ def interrupt_run(
     while time.time() < deadline and not beat.exists() and proc.poll() is None:
         time.sleep(0.05)
     assert beat.exists(), "the run never finished a training step"
-    time.sleep(wait_s)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err.decode()

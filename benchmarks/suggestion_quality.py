@@ -540,6 +540,32 @@ def declined_rows(runs: list[Run], scored: list[Scored], others: list[Scored]) -
     return rows
 
 
+def readme_rows(scored: list[Scored], others: list[Scored]) -> list[str]:
+    """The README's table: lrtool without and with its default budget, --budget 2, and
+    fastai's two rules (tests/test_suggestion_quality.py checks the README holds these)."""
+    from lrtool.search import DEFAULT_BUDGET
+
+    by_name = {s.name: s for s in [*scored, *others]}
+    picks = [
+        ("lrtool, curve only (`--budget 0`)", "lrtool (curve only, budget 0)"),
+        (f"lrtool, default (`--budget {DEFAULT_BUDGET:g}`)", f"lrtool --budget {DEFAULT_BUDGET:g}"),
+        ("lrtool `--budget 2`", "lrtool --budget 2"),
+        ("fastai minimum/10", "fastai minimum / 10"),
+        ("fastai valley", "fastai valley (its default)"),
+    ]
+    rows = [
+        "| rule (out of fold) | constant: median / p90 / worst | 1cycle: median / p90 / worst "
+        "| extra training |",
+        "|---|---|---|---|",
+    ]
+    for label, name in picks:
+        s = by_name[name]
+        cells = [" / ".join(f"{v:.3f}" for v in summary(list(s.regret[u]))) for u in USES]
+        cost = f"{s.extra_steps:.2f} runs" if s.extra_steps else "none"
+        rows.append(f"| {label} | {cells[0]} | {cells[1]} | {cost} |")
+    return rows
+
+
 def target_rows(scored: list[Scored], others: list[Scored]) -> list[str]:
     """Issue 15's targets against the out-of-fold figures: met or not, as measured."""
     rows = ["| target | use | measured | met |", "|---|---|---|---|"]

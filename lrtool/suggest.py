@@ -151,8 +151,9 @@ class CurveFeatures:
 
 
 SMOOTHING_WIDTH = 0.0125  # 1/80 of the swept decades (never narrower than 1.5 ladder steps)
-# A drop of fewer standard errors is noise: a sweep of pure Gaussian noise exceeds 5 in about
-# 1 in 1,000, of Student-t(3) noise in about 1 in 100 (not fitted on the suite).
+# A drop of fewer standard errors is noise: with the shipped smoothing width, a 100-step sweep
+# of pure Gaussian noise exceeds 5 in about 1 in 200, of Student-t(3) noise in about 1 in 25
+# (tests/test_suggest_curves.py::test_pure_noise_rarely_passes_the_noise_bound).
 MIN_SIGNIFICANCE = 5.0
 MIN_RELATIVE_DROP = 0.01  # a drop smaller than 1% of the starting loss is a flat curve
 

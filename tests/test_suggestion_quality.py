@@ -77,25 +77,49 @@ def test_quick_mode_trains_and_scores(tmp_path, capsys):
 
 
 def test_readme_quotes_the_generated_figures(scored):
-    """The README's table of suggestion quality is the docs page's, out of fold."""
+    """Every figure of the README's suggestion-quality paragraph is the out-of-fold one."""
     import re
 
+    import numpy as np
     import suggestion_quality
     from suite_scoring import summary
 
-    runs, text, _ = scored
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    rows = {s.name: s for s in suggestion_quality.lofo(runs)[0]}
-    for name, label in (
-        ("lrtool (curve only, budget 0)", "lrtool, curve only (`--budget 0`)"),
-        ("lrtool --budget 0.5", "lrtool, default (`--budget 0.5`)"),
-    ):
-        line = next(row for row in readme.splitlines() if row.startswith(f"| {label} |"))
-        for use in ("constant", "onecycle"):
-            median = summary(list(rows[name].regret[use]))[0]
-            assert f"{median:.3f}" in line, (label, use, median)
-    gave = int(re.search(r"curve gives a number: (\d+) of", text).group(1))
-    assert f"on {len(runs) - gave} of {len(runs)} runs" in readme.replace("\n", " ")
     from lrtool.search import DEFAULT_BUDGET
 
+    runs, text, _ = scored
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    flat = " ".join(readme.split())
+    lofo, _, _ = suggestion_quality.lofo(runs)
+    others = suggestion_quality.peers(runs)
+    assert "\n".join(suggestion_quality.readme_rows(lofo, others)) in readme
+
+    curve = next(s for s in lofo if s.name == "lrtool (curve only, budget 0)")
+    median = summary(list(curve.regret["constant"]))[0]
+    best_peer = min(summary(list(o.regret["constant"]))[0] for o in others)
+    assert (
+        f"constant median ({median:.4f} against 0.02; fastai's minimum/10 has {best_peer:.3f})"
+        in flat
+    )
+
+    reading = [suggestion_quality.shipped_reading(r).features is not None for r in runs]
+    gave = np.array(reading)
+    assert f"on {int((~gave).sum())} of {len(runs)} runs" in flat
+    p90 = [np.percentile(curve.regret[u][gave], 90) for u in ("constant", "onecycle")]
+    assert (
+        f"on the other {int(gave.sum())} its 90th percentile, {p90[0]:.2f} and {p90[1]:.2f}" in flat
+    )
+    assert re.search(rf"curve gives a number: {int(gave.sum())} of", text)
+
+    # the default budget is the smallest whose p90 is at most 0.15 for both uses
+    fits = [
+        float(s.name.split()[-1])
+        for s in lofo[1:]
+        if all(summary(list(s.regret[u]))[1] <= 0.15 for u in ("constant", "onecycle"))
+    ]
+    assert fits and min(fits) == DEFAULT_BUDGET
     assert f"`find.budget: {DEFAULT_BUDGET:g}`" in readme
+
+    ratios = [r.grids["onecycle"].best / r.grids["constant"].best for r in runs]
+    wins = sum(x < 1 for x in ratios)
+    gain = round(100 * (1 - float(np.median(ratios))))
+    assert f"in {wins} of {len(runs)} runs, by a median {gain}%" in flat

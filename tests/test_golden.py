@@ -1,0 +1,73 @@
+"""Results pinned byte for byte: a refactor of the engines must not change what users get.
+
+``lrtool find``, ``train`` and ``compare`` on the quickstart and ``cnn_digits`` configs are run
+in process and their result files compared with ``tests/golden/``: every CSV byte for byte,
+and the result fields of ``summary.json`` (timings, versions, paths and the config echo left
+out). The golden files were written with torch 2.13.0 on the CPU; float results of another
+torch build may differ in the last bits, so the test runs only there.
+
+To rewrite them after a change that is meant to change results (say why in the commit):
+``LRTOOL_WRITE_GOLDEN=1 pytest tests/test_golden.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, invoke
+
+GOLDEN = Path(__file__).parent / "golden"
+WRITE = os.environ.get("LRTOOL_WRITE_GOLDEN") == "1"
+# Not results: how long it took, where it was written, what ran it, and the config echoed.
+UNPINNED = {"elapsed_s", "wall_s", "versions", "output_folder", "config_echo", "config"}
+
+RUNS = {
+    "quickstart-find": ["find", "configs/quickstart.yaml"],
+    "cnn_digits-find": ["find", "configs/cnn_digits.yaml"],
+    "quickstart-train": ["train", "configs/quickstart.yaml"],
+    "cnn_digits-train": ["train", "configs/cnn_digits.yaml"],
+    "quickstart-compare": ["compare", "configs/quickstart.yaml"],
+}
+
+pytestmark = pytest.mark.skipif(
+    torch.__version__.split("+")[0] != "2.13.0" and not WRITE,
+    reason="golden results were written with torch 2.13.0 (CPU)",
+)
+
+
+def _pinned(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _pinned(v) for k, v in value.items() if k not in UNPINNED}
+    if isinstance(value, list):
+        return [_pinned(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_results_match_golden(name: str, tmp_path: Path) -> None:
+    command, config = RUNS[name]
+    out = tmp_path / "out"
+    result = invoke(command, ROOT / config, "--out", out, "--device", "cpu", "-q", "--no-plot")
+    assert result.exit_code == 0, result.output
+    expected_dir = GOLDEN / name
+    produced = sorted(p.name for p in out.iterdir() if p.suffix == ".csv")
+    summary = _pinned(json.loads((out / "summary.json").read_text()))
+    if WRITE:
+        expected_dir.mkdir(parents=True, exist_ok=True)
+        for old in expected_dir.iterdir():
+            old.unlink()
+        for csv_name in produced:
+            (expected_dir / csv_name).write_bytes((out / csv_name).read_bytes())
+        (expected_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        return
+    expected_csvs = sorted(p.name for p in expected_dir.iterdir() if p.suffix == ".csv")
+    assert produced == expected_csvs
+    for csv_name in produced:
+        got, want = (out / csv_name).read_bytes(), (expected_dir / csv_name).read_bytes()
+        assert got == want, f"{name}/{csv_name} differs from the golden file"
+    assert summary == json.loads((expected_dir / "summary.json").read_text())

@@ -70,7 +70,7 @@ def _val_loss(name: str, model: Any, xv: Any, yv: Any) -> float:
 def train_run(name: str, seed: int, schedule: str, lr: float) -> dict[str, Any]:
     """One training run at ``lr`` for the task's budget; constant runs record prefixes."""
 
-    from lrtool.finder import cycle
+    from lrtool.loop import cycle
     from lrtool.schedules import build_schedule
     from lrtool.torch_adapter import LrtoolScheduler
 

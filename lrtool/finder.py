@@ -6,26 +6,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError, usage_error
-from lrtool.heartbeat import first_step_done
+from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
 from lrtool.search import check_budget
-from lrtool.suggest import Recommendation, recommend, run_rules
+from lrtool.snapshot import StateSnapshot
+from lrtool.suggest import DebiasedEma, Recommendation, recommend, run_rules
 
-StepFn = Callable[[nn.Module, Any], torch.Tensor]
-Progress = Callable[[int, int, float, float], None]
+__all__ = ["Progress", "RangeTestResult", "RangeTestInterrupted", "StepFn", "find_lr", "lr_ladder"]
 
 
 def lr_ladder(start_lr: float, end_lr: float, steps: int, mode: str = "exp") -> list[float]:
@@ -143,207 +139,6 @@ class RangeTestInterrupted(KeyboardInterrupt):
 
 
 # --------------------------------------------------------------------------------------------
-# Batches, steps and state
-# --------------------------------------------------------------------------------------------
-
-
-def to_device(batch: Any, device: torch.device | None) -> Any:
-    """Move every tensor inside a (nested) batch to ``device``."""
-    if device is None:
-        return batch
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return type(batch)({k: to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
-    if isinstance(batch, tuple | list):
-        moved = [to_device(v, device) for v in batch]
-        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
-    return batch
-
-
-def grad_resetter(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-    """``optimizer.zero_grad(set_to_none=True)``, bound once for a loop over the same groups.
-
-    For an optimizer that keeps torch's own ``zero_grad``, this sets ``p.grad = None`` for its
-    parameters directly: the same effect without the profiler record and dynamo guard torch
-    wraps every call in (about 6 us, 2% of a small MLP's step on a CPU). Under an active
-    ``torch.profiler`` it calls ``zero_grad`` itself, so that traces keep their labels. An
-    optimizer that overrides ``zero_grad`` always gets its own.
-    """
-    profiling = getattr(torch.autograd, "_profiler_enabled", None)  # private: may go away
-    if type(optimizer).zero_grad is not torch.optim.Optimizer.zero_grad or profiling is None:
-        return functools.partial(optimizer.zero_grad, set_to_none=True)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    zero_grad = optimizer.zero_grad
-
-    def reset() -> None:
-        if profiling():
-            zero_grad(set_to_none=True)
-            return
-        for p in params:
-            p.grad = None
-
-    return reset
-
-
-def loss_from_output(output: Any) -> torch.Tensor | None:
-    """The loss a model computed itself: a ``.loss`` attribute or a ``"loss"`` key."""
-    if isinstance(output, Mapping) and "loss" in output:
-        return output["loss"]
-    loss = getattr(output, "loss", None)
-    return loss if isinstance(loss, torch.Tensor) else None
-
-
-def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
-    """The step used when none is given: ``(inputs, targets)`` tuples, dict batches passed as
-    keyword arguments (``model(**batch)``), and models that return their own loss."""
-
-    def step(model: nn.Module, batch: Any) -> torch.Tensor:
-        # (inputs, targets) first: the common case, and a concrete-type check, where the
-        # Mapping check below is an ABC lookup.
-        if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-            output = model(batch[0])
-            if loss_fn is None:
-                own = loss_from_output(output)
-                if own is None:
-                    raise LrtoolError(
-                        "no loss function was given and the model's output has no loss "
-                        "(.loss or 'loss'); pass loss_fn or a step_fn(model, batch) -> loss"
-                    )
-                return own
-            return loss_fn(_logits(output), batch[1])
-        if isinstance(batch, Mapping):
-            output = model(**batch)
-            own = loss_from_output(output)
-            if own is not None:
-                return own
-            target = next(
-                (batch[k] for k in ("labels", "targets", "target", "y") if k in batch), None
-            )
-            if loss_fn is None or target is None:
-                raise LrtoolError(
-                    "the model's output has no loss (no .loss attribute or 'loss' key) and "
-                    "there is no loss function and 'labels' key to compute one; pass loss_fn "
-                    "or a step_fn(model, batch) -> loss"
-                )
-            return loss_fn(_logits(output), target)
-        if isinstance(batch, torch.Tensor) and loss_fn is None:
-            own = loss_from_output(model(batch))
-            if own is not None:
-                return own
-        raise LrtoolError(
-            f"cannot unpack a batch of type {type(batch).__name__} "
-            f"({_describe(batch)}); the default step takes (inputs, targets) or a dict of "
-            f"keyword arguments; pass step_fn(model, batch) -> loss for anything else"
-        )
-
-    return step
-
-
-def _check_scalar(loss: Any) -> None:
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise LrtoolError(f"the step must return a scalar loss tensor, got {_describe(loss)}")
-
-
-def _logits(output: Any) -> Any:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping) and "logits" in output:
-        return output["logits"]
-    return getattr(output, "logits", output)
-
-
-def _describe(batch: Any) -> str:
-    if isinstance(batch, tuple | list):
-        return f"{len(batch)} item(s): " + ", ".join(type(b).__name__ for b in batch[:4])
-    if isinstance(batch, torch.Tensor):
-        return f"a tensor of shape {tuple(batch.shape)}"
-    return repr(batch)[:60]
-
-
-def cycle(loader: Iterable) -> Iterator[Any]:
-    """Batches from ``loader``, starting a new pass whenever one ends."""
-    if isinstance(loader, list | tuple) and loader:
-        return itertools.cycle(loader)  # a fixed list of batches: the C iterator
-    return _passes(loader)
-
-
-def _passes(loader: Iterable) -> Iterator[Any]:
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise LrtoolError("the training loader yielded no batches")
-
-
-def _cpu_copy(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _cpu_copy(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_cpu_copy(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_cpu_copy(v) for v in obj)
-    return obj
-
-
-@dataclass
-class StateSnapshot:
-    """Weights, optimizer state, train/eval modes and RNG state, kept on the CPU (one copy)."""
-
-    model_state: dict[str, Any]
-    optimizer_state: dict[str, Any]
-    modes: dict[str, bool]
-    cpu_rng: torch.Tensor
-    cuda_rng: list[torch.Tensor] | None
-    scaler_state: dict[str, Any] | None = None
-
-    @classmethod
-    def take(cls, model: nn.Module, optimizer: torch.optim.Optimizer) -> StateSnapshot:
-        return cls(
-            _cpu_copy(model.state_dict()),
-            _cpu_copy(optimizer.state_dict()),
-            {name: m.training for name, m in model.named_modules()},
-            torch.get_rng_state(),
-            torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        )
-
-    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        model.load_state_dict(self.model_state)
-        optimizer.load_state_dict(self.optimizer_state)
-        for name, module in model.named_modules():
-            if name in self.modes:
-                module.training = self.modes[name]
-        torch.set_rng_state(self.cpu_rng)
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
-
-
-def _amp_context(
-    amp: str | None, device: torch.device
-) -> Callable[[], contextlib.AbstractContextManager]:
-    if amp in (None, "none", "off", False):
-        return contextlib.nullcontext
-    if amp not in ("bf16", "fp16"):
-        raise usage_error(f"amp: must be bf16, fp16 or None, got {amp!r}")
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    if amp == "fp16" and device.type == "cpu":
-        raise usage_error("amp: fp16 autocast needs a GPU (cuda or mps); use amp='bf16' on the CPU")
-    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise usage_error("amp: this GPU does not support bf16; use amp='fp16'")
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-# --------------------------------------------------------------------------------------------
 # The engine
 # --------------------------------------------------------------------------------------------
 
@@ -372,6 +167,7 @@ def find_lr(
     progress: Progress | None = None,
     budget: float = 0.0,
     target_steps: int | None = None,
+    monitor: str | None = None,
 ) -> RangeTestResult:
     """Run an LR range test and return its curve and suggestions.
 
@@ -391,8 +187,11 @@ def find_lr(
     a ``step_fn(model, batch) -> loss`` understands; a model that returns its own loss (``.loss``
     or ``"loss"``) needs no ``loss_fn``. ``accumulation_steps`` micro-batches make one optimizer
     step (the logged loss is their mean). ``amp`` is ``"bf16"`` or ``"fp16"`` autocast
-    (GradScaler for fp16 on CUDA). With ``val_loader``, the monitored loss is the mean over its
-    first ``val_batches`` batches after each step (costing that many forward passes a step).
+    (GradScaler for fp16 on CUDA); ``grad_clip`` caps the gradient norm: the options of
+    :class:`lrtool.loop.LoopOptions`. With ``monitor="val"`` (the default when ``val_loader`` is
+    given) the monitored loss is the mean over the first ``val_batches`` validation batches
+    after each step (that many forward passes a step), as torch-lr-finder's val mode;
+    ``monitor="train"`` watches the training loss and keeps ``val_loader`` for the search.
 
     ``budget`` > 0 then runs the budgeted search (:func:`lrtool.verify.verify_lr` with
     ``budget``): constant-LR trainings seeded by the curve's suggestion, at most ``budget``
@@ -404,16 +203,21 @@ def find_lr(
     (``restore=True``), also when the sweep raises or is interrupted; the snapshot is kept on
     the CPU. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
     """
-    if accumulation_steps < 1:
-        raise usage_error(f"accumulation_steps: must be >= 1, got {accumulation_steps}")
+    options = LoopOptions(accumulation_steps, amp, grad_clip)
     if val_batches < 1:
         raise usage_error(f"val_batches: must be >= 1, got {val_batches}")
     if not 0 <= smoothing < 1:
         raise usage_error(f"smoothing: must be in [0, 1), got {smoothing}")
-    if diverge_threshold <= 1:
+    if not diverge_threshold > 1:
         raise usage_error(f"diverge_threshold: must be > 1, got {diverge_threshold}")
     if refine not in (True, False, "auto"):
         raise usage_error(f"refine: must be True, False or 'auto', got {refine!r}")
+    if monitor is None:
+        monitor = "train" if val_loader is None else "val"
+    if monitor not in ("train", "val"):
+        raise usage_error(f"monitor: must be train or val, got {monitor!r}")
+    if monitor == "val" and val_loader is None:
+        raise usage_error("monitor: val needs validation batches (val_loader)")
     check_budget(budget, target_steps)
     if any("initial_lr" in g for g in optimizer.param_groups):
         raise LrtoolError(
@@ -421,32 +225,31 @@ def find_lr(
             "'initial_lr'); give the range test an optimizer without a scheduler"
         )
     ladder = lr_ladder(start_lr, end_lr, steps, mode)
-    dev = torch.device(device) if device is not None else model_device(model)
-    sweep = _Sweep(
-        model=model,
-        optimizer=optimizer,
-        step=step_fn or default_step(loss_fn),
-        autocast=_amp_context(amp, dev),
-        scaler=torch.amp.GradScaler("cuda") if amp == "fp16" and dev.type == "cuda" else None,
-        move=None if dev.type == "cpu" else dev,
-        smoothing=smoothing,
-        diverge_threshold=diverge_threshold,
-        accumulation_steps=accumulation_steps,
-        grad_clip=grad_clip,
-        val_loader=val_loader,
-        val_batches=val_batches,
-        progress=progress,
-    )
+    loop = TrainingLoop(model, optimizer, loss_fn, step_fn=step_fn, options=options, device=device)
+    watched = None
+    if monitor == "val":
+        assert val_loader is not None
+
+        def watched() -> float:
+            return loop.evaluate(val_loader, val_batches).loss
+
+    def sweep(ladder: list[float], low: float, high: float, mode: str) -> RangeTestResult:
+        name = "train" if watched is None else f"val ({val_batches} batches)"
+        return _sweep(
+            loop, ladder, train_loader, low, high, mode, smoothing, diverge_threshold,
+            watched, name, progress,
+        )  # fmt: skip
+
     snapshot = StateSnapshot.take(model, optimizer) if restore else None
     try:
-        result = sweep.run(ladder, train_loader, start_lr, end_lr, mode)
+        result = sweep(ladder, start_lr, end_lr, mode)
         reason = None if result.interrupted else _refine_reason(result, refine, snapshot)
         if reason is not None:
             assert snapshot is not None
             snapshot.restore(model, optimizer)
             low, high = refine_range(result)
             coarse = result
-            second = sweep.run(lr_ladder(low, high, steps, "exp"), train_loader, low, high, "exp")
+            second = sweep(lr_ladder(low, high, steps, "exp"), low, high, "exp")
             if not second.interrupted and _unreadable(second) and not _unreadable(coarse):
                 # Keep the curve that can be read; the second sweep's steps still count.
                 result.discarded_steps = second.steps_run
@@ -475,7 +278,7 @@ def find_lr(
         assert target_steps is not None
         search_after_sweep(
             result, model, optimizer, train_loader, loss_fn, budget, target_steps,
-            val_loader=val_loader, val_batches=val_batches, step_fn=step_fn, amp=amp,
+            val_loader=val_loader, val_batches=val_batches, step_fn=step_fn, options=options,
             device=device,
         )  # fmt: skip
     return result
@@ -523,160 +326,82 @@ def _unreadable(result: RangeTestResult) -> bool:
     return isinstance(curve_features(result.lrs, result.losses), str)
 
 
-@dataclass
-class _Sweep:
-    """One pass up an LR ladder: the inner loop of :func:`find_lr` (no state restore here)."""
+def _sweep(
+    loop: TrainingLoop,
+    ladder: list[float],
+    loader: Iterable,
+    start_lr: float,
+    end_lr: float,
+    mode: str,
+    smoothing: float,
+    diverge_threshold: float,
+    monitor: Callable[[], float] | None,
+    monitor_name: str,
+    progress: Progress | None,
+) -> RangeTestResult:
+    """One pass up an LR ladder (no state restore here): the loop with an LR per step, the
+    debiased EMA of the monitored loss, and the divergence stop."""
+    optimizer = loop.optimizer
+    base = [float(g["lr"]) for g in optimizer.param_groups]
+    ratios = [b / base[0] if base[0] > 0 else 1.0 for b in base]
+    groups = list(zip(optimizer.param_groups, ratios, strict=True))
+    lrs: list[float] = []
+    losses: list[float] = []
+    train_losses: list[float] = []
+    smoothed: list[float] = []
+    ema = DebiasedEma(smoothing)
+    best = math.inf
+    excess = diverge_threshold - 1
 
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    step: StepFn
-    autocast: Callable[[], contextlib.AbstractContextManager]
-    scaler: Any
-    move: torch.device | None
-    smoothing: float
-    diverge_threshold: float
-    accumulation_steps: int
-    grad_clip: float | None
-    val_loader: Iterable | None
-    val_batches: int
-    progress: Progress | None
+    def lr_at(i: int) -> float:
+        lr = ladder[i]
+        for group, ratio in groups:
+            group["lr"] = lr * ratio
+        return lr
 
-    def run(
-        self, ladder: list[float], loader: Iterable, start_lr: float, end_lr: float, mode: str
-    ) -> RangeTestResult:
-        model, optimizer = self.model, self.optimizer
-        base = [float(g["lr"]) for g in optimizer.param_groups]
-        ratios = [b / base[0] if base[0] > 0 else 1.0 for b in base]
-        lrs: list[float] = []
-        losses: list[float] = []
-        train_losses: list[float] = []
-        smoothed: list[float] = []
-        stop_reason = "completed"
-        interrupted = False
-        beta = self.smoothing
-        avg, best, power = 0.0, math.inf, 1.0
-        started = time.perf_counter()
-        batches = cycle(loader)
-        groups = list(zip(optimizer.param_groups, ratios, strict=True))
-        one_step = self._plain_step_fn() if self.plain else self._one_step
-        distributed = active_world_size() > 1
-        progress, total, excess = self.progress, len(ladder), self.diverge_threshold - 1
-        model.train()
-        try:
-            for i, lr in enumerate(ladder):
-                for group, ratio in groups:
-                    group["lr"] = lr * ratio
-                train_loss = one_step(batches)
-                if distributed:  # every rank sees the mean over ranks: one curve, one stop
-                    train_loss = mean_over_ranks(train_loss, self.move)
-                value = (
-                    train_loss
-                    if self.val_loader is None
-                    else mean_over_ranks(
-                        _val_loss(
-                            model, self.val_loader, self.val_batches, self.step, self.move,
-                            self.autocast,
-                        ),
-                        self.move,
-                    )
-                )  # fmt: skip
-                lrs.append(lr)
-                losses.append(value)
-                train_losses.append(train_loss)
-                if not math.isfinite(value):
-                    smoothed.append(math.nan)
-                    stop_reason = f"non-finite loss ({value}) at step {i}, lr {lr:.3g}"
-                    break
-                avg = beta * avg + (1 - beta) * value
-                power *= beta  # beta ** (i + 1), kept as a running product (hot path)
-                current = avg / (1 - power)
-                smoothed.append(current)
-                if progress is not None:
-                    progress(i, total, lr, value)
-                if i == 0:
-                    first_step_done()
-                if current > best + excess * abs(best):  # is_diverged, inlined (hot path)
-                    stop_reason = (
-                        f"diverged at step {i}, lr {lr:.3g}: smoothed loss {current:.4g} > "
-                        f"{self.diverge_threshold:g} x best {best:.4g}"
-                    )
-                    break
-                if current < best:
-                    best = current
-        except KeyboardInterrupt:
-            interrupted = True
-            stop_reason = f"interrupted at step {len(lrs)}"
-        return RangeTestResult(
-            lrs=lrs,
-            losses=losses,
-            smoothed=smoothed,
-            stop_reason=stop_reason,
-            steps_requested=len(ladder),
-            start_lr=start_lr,
-            end_lr=end_lr,
-            mode=mode,
-            group_lrs=[[lr * r for lr in lrs] for r in ratios],
-            train_losses=train_losses,
-            elapsed_s=time.perf_counter() - started,
-            interrupted=interrupted,
-            monitor="train" if self.val_loader is None else f"val ({self.val_batches} batches)",
+    def observe(i: int, lr: float, train_loss: float, value: float) -> str | None:
+        nonlocal best
+        lrs.append(lr)
+        losses.append(value)
+        train_losses.append(train_loss)
+        if not math.isfinite(value):
+            smoothed.append(math.nan)
+            return None  # the loop stops on it
+        current = ema.update(value)
+        smoothed.append(current)
+        if current > best + excess * abs(best):  # is_diverged, inlined (hot path)
+            return (
+                f"diverged at step {i}, lr {lr:.3g}: smoothed loss {current:.4g} > "
+                f"{diverge_threshold:g} x best {best:.4g}"
+            )
+        if current < best:
+            best = current
+        return None
+
+    interrupted = False
+    started = time.perf_counter()
+    try:
+        stop_reason = loop.run(
+            cycle(loader), len(ladder), lr_at, observe, monitor=monitor, progress=progress
         )
-
-    def _one_step(self, batches: Iterator[Any]) -> float:
-        """Forward, backward (over the micro-batches) and one optimizer step; the mean loss."""
-        optimizer, scaler = self.optimizer, self.scaler
-        self.zero_grad()
-        total = None
-        n = self.accumulation_steps
-        for _ in range(n):
-            batch = to_device(next(batches), self.move)
-            with self.autocast():
-                loss = self.step(self.model, batch)
-            _check_scalar(loss)
-            scaled = loss / n if n > 1 else loss
-            (scaler.scale(scaled) if scaler else scaled).backward()
-            total = scaled.detach() if total is None else total + scaled.detach()
-        if self.grad_clip is not None:
-            if scaler:
-                scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        if scaler:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        assert total is not None
-        return float(total)
-
-    @functools.cached_property
-    def zero_grad(self) -> Callable[[], None]:
-        return grad_resetter(self.optimizer)
-
-    @functools.cached_property
-    def plain(self) -> bool:
-        """No accumulation, clipping, AMP or device moves: the step a bare loop takes."""
-        return (
-            self.accumulation_steps == 1
-            and self.grad_clip is None
-            and self.scaler is None
-            and self.move is None
-            and self.autocast is contextlib.nullcontext
-        )
-
-    def _plain_step_fn(self) -> Callable[[Iterator[Any]], float]:
-        """The step of a bare loop, with everything it touches bound once (the hot path)."""
-        zero_grad, optimizer_step = self.zero_grad, self.optimizer.step
-        step, model = self.step, self.model
-
-        def plain_step(batches: Iterator[Any]) -> float:
-            zero_grad()
-            loss = step(model, next(batches))
-            _check_scalar(loss)
-            loss.backward()
-            optimizer_step()
-            return float(loss.detach())
-
-        return plain_step
+    except KeyboardInterrupt:
+        interrupted = True
+        stop_reason = f"interrupted at step {len(lrs)}"
+    return RangeTestResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        stop_reason=stop_reason,
+        steps_requested=len(ladder),
+        start_lr=start_lr,
+        end_lr=end_lr,
+        mode=mode,
+        group_lrs=[[lr * r for lr in lrs] for r in ratios],
+        train_losses=train_losses,
+        elapsed_s=time.perf_counter() - started,
+        interrupted=interrupted,
+        monitor=monitor_name,
+    )
 
 
 def attach_suggestions(result: RangeTestResult, repeat_lrs: list[float] | None = None) -> None:
@@ -692,27 +417,3 @@ def optimizer_group(optimizer: torch.optim.Optimizer) -> str:
     """``"sgd"`` for torch's SGD (with or without momentum), ``"adaptive"`` for every other
     optimizer (Adam, AdamW, RMSprop, Adagrad and the like scale each parameter's step)."""
     return "sgd" if isinstance(optimizer, torch.optim.SGD) else "adaptive"
-
-
-def _val_loss(
-    model: nn.Module,
-    loader: Iterable,
-    count: int,
-    step: StepFn,
-    move: torch.device | None,
-    autocast: Callable[[], contextlib.AbstractContextManager],
-) -> float:
-    """Mean loss over the first ``count`` batches of ``loader`` (eval mode, no gradients)."""
-    was_training = model.training
-    model.eval()
-    total, seen = 0.0, 0
-    with torch.no_grad(), autocast():
-        for batch in loader:
-            total += float(step(model, to_device(batch, move)))
-            seen += 1
-            if seen >= count:
-                break
-    model.train(was_training)
-    if seen == 0:
-        raise LrtoolError("the validation loader yielded no batches")
-    return total / seen

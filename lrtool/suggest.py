@@ -35,22 +35,43 @@ MIN_POINTS = 8  # fewer finite points than this cannot support a suggestion
 # --------------------------------------------------------------------------------------------
 
 
-def debiased_ema(values: Sequence[float], beta: float) -> list[float]:
-    """Debiased exponential moving average, as fastai and Lightning smooth a range test.
+class DebiasedEma:
+    """The debiased exponential moving average, one value at a time (the one EMA of lrtool:
+    the range test's divergence monitor, the smoothed training loss of ``train``, and
+    :func:`debiased_ema`).
 
-    ``avg_i = beta * avg_{i-1} + (1 - beta) * x_i`` with ``avg_{-1} = 0``, reported as
-    ``avg_i / (1 - beta^(i+1))``. beta = 0 returns the values unchanged. A non-finite value
-    makes every later value non-finite.
+    ``avg_n = beta * avg_{n-1} + (1 - beta) * x_n`` with ``avg_0 = 0``, reported as
+    ``avg_n / (1 - beta^n)``; beta = 0 returns each value unchanged.
+
+    >>> ema = DebiasedEma(0.5)
+    >>> ema.update(1.0), round(ema.update(2.0), 4)
+    (1.0, 1.6667)
+    """
+
+    __slots__ = ("beta", "avg", "count")
+
+    def __init__(self, beta: float) -> None:
+        self.beta = beta
+        self.avg = 0.0
+        self.count = 0
+
+    def update(self, value: float) -> float:
+        beta = self.beta
+        self.count += 1
+        self.avg = beta * self.avg + (1 - beta) * value
+        return self.avg / (1 - beta**self.count)
+
+
+def debiased_ema(values: Sequence[float], beta: float) -> list[float]:
+    """Debiased exponential moving average of a whole series, as fastai and Lightning smooth
+    a range test (:class:`DebiasedEma` over ``values``). A non-finite value makes every later
+    value non-finite.
 
     >>> [round(v, 4) for v in debiased_ema([1.0, 2.0], 0.5)]
     [1.0, 1.6667]
     """
-    out: list[float] = []
-    avg = 0.0
-    for i, x in enumerate(values):
-        avg = beta * avg + (1 - beta) * x
-        out.append(avg / (1 - beta ** (i + 1)))
-    return out
+    ema = DebiasedEma(beta)
+    return [ema.update(x) for x in values]
 
 
 def finite_prefix(

@@ -15,12 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError
-from lrtool.finder import cycle, default_step, grad_resetter, to_device
-from lrtool.heartbeat import first_step_done
+from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
 from lrtool.schedules import Schedule
-from lrtool.suggest import debiased_ema
+from lrtool.suggest import DebiasedEma, debiased_ema
 from lrtool.torch_adapter import LrtoolScheduler
 
 TRAIN_COLUMNS = ["step", "lr", "momentum", "train_loss"]
@@ -93,41 +91,11 @@ class TrainInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-def evaluate(
-    model: nn.Module,
-    batches: Iterable,
-    loss_fn: Callable[..., torch.Tensor],
-    classification: bool,
-    device: torch.device | None,
-) -> tuple[float, float | None]:
-    """Mean loss (weighted by batch size) and accuracy over ``batches``, in eval mode."""
-    was_training = model.training
-    model.eval()
-    total_loss, total_correct, count = 0.0, 0, 0
-    with torch.no_grad():
-        for batch in batches:
-            inputs, targets = to_device(batch, device)[:2]
-            out = model(inputs)
-            n = len(targets)
-            total_loss += float(loss_fn(out, targets)) * n
-            if classification:
-                if out.shape[-1] == 1:
-                    pred = (out > 0).to(targets.dtype)
-                else:
-                    pred = out.argmax(dim=-1)
-                total_correct += int((pred == targets).sum())
-            count += n
-    model.train(was_training)
-    if count == 0:
-        raise LrtoolError("the validation data yielded no batches")
-    return total_loss / count, (total_correct / count if classification else None)
-
-
 def train(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     train_batches: Iterable,
-    loss_fn: Callable[..., torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor] | None,
     schedule: Schedule,
     steps: int,
     *,
@@ -135,27 +103,28 @@ def train(
     eval_every: int = 25,
     classification: bool = True,
     grad_clip: float | None = None,
-    device: torch.device | None = None,
+    device: str | torch.device | None = None,
     label: str | None = None,
-    progress: Callable[[int, int, float, float], None] | None = None,
+    progress: Progress | None = None,
+    step_fn: StepFn | None = None,
+    options: LoopOptions | None = None,
 ) -> TrainResult:
     """Train for ``steps`` optimizer steps; step t uses exactly ``schedule(t)``.
 
     Evaluates before training (step 0) and after every ``eval_every`` steps and the last one:
     val loss, plus accuracy for classification. A ``plateau`` schedule is fed the val loss.
+    ``options`` (accumulation, AMP, clipping: :class:`lrtool.loop.LoopOptions`) shape every
+    step; ``grad_clip`` is a shorthand for ``LoopOptions(grad_clip=...)``.
     A non-finite training loss stops the run (``stop_reason`` says so); Ctrl-C raises
     :class:`TrainInterrupted` with the partial result.
     """
     if schedule.stateful and val_batches is None:
         raise LrtoolError("the plateau schedule needs validation data (set data.val_fraction > 0)")
     result = TrainResult(label or schedule.name, schedule.name, steps_requested=steps)
+    options = options or LoopOptions(grad_clip=grad_clip)
+    loop = TrainingLoop(model, optimizer, loss_fn, step_fn=step_fn, options=options, device=device)
     driver = LrtoolScheduler(optimizer, schedule)
-    step = default_step(loss_fn)
-    move = None if device is None or device.type == "cpu" else device
-    batches = cycle(train_batches)
-    ranked = active_world_size() > 1
-    zero_grad = grad_resetter(optimizer)
-    smooth_avg = 0.0
+    ema = DebiasedEma(SMOOTH_BETA)
     started = time.perf_counter()
 
     def run_eval(t: int, lr: float, smoothed: float | None) -> None:
@@ -167,42 +136,30 @@ def train(
             "val_accuracy": None,
         }
         if val_batches is not None:
-            loss, acc = evaluate(model, val_batches, loss_fn, classification, move)
-            row["val_loss"], row["val_accuracy"] = loss, acc
+            evaluation = loop.evaluate(val_batches, accuracy=classification)
+            row["val_loss"], row["val_accuracy"] = evaluation.loss, evaluation.accuracy
             if schedule.stateful and t > 0:
-                driver.update(loss)
+                driver.update(evaluation.loss)
         result.evals.append(row)
+
+    def observe(t: int, lr: float, loss: float, value: float) -> None:
+        result.steps.append(t)
+        result.lrs.append(lr)
+        result.momentums.append(driver.current_momentum())
+        result.train_losses.append(loss)
+        if not math.isfinite(loss):
+            return  # the loop stops on it
+        smoothed = ema.update(loss)
+        done = t + 1
+        if done % eval_every == 0 or done == steps:
+            run_eval(done, lr, smoothed)
 
     model.train()
     try:
         run_eval(0, schedule(0), None)
-        for t in range(steps):
-            lr = driver.apply(t)
-            zero_grad()
-            loss = step(model, to_device(next(batches), move))
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            value = float(loss.detach())
-            if ranked:  # under DDP every rank sees the mean over ranks: they stop together
-                value = mean_over_ranks(value, move)
-            result.steps.append(t)
-            result.lrs.append(lr)
-            result.momentums.append(driver.current_momentum())
-            result.train_losses.append(value)
-            if not math.isfinite(value):
-                result.stop_reason = f"non-finite loss ({value}) at step {t}, lr {lr:.3g}"
-                break
-            smooth_avg = SMOOTH_BETA * smooth_avg + (1 - SMOOTH_BETA) * value
-            smoothed = smooth_avg / (1 - SMOOTH_BETA ** (t + 1))
-            if progress is not None:
-                progress(t, steps, lr, value)
-            if t == 0:
-                first_step_done()
-            done = t + 1
-            if done % eval_every == 0 or done == steps:
-                run_eval(done, lr, smoothed)
+        result.stop_reason = loop.run(
+            cycle(train_batches), steps, driver.apply, observe, progress=progress
+        )
     except KeyboardInterrupt:
         result.interrupted = True
         result.stop_reason = f"interrupted at step {len(result.steps)}"

@@ -19,18 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import usage_error
-from lrtool.finder import (
-    StateSnapshot,
-    _amp_context,
-    _val_loss,
-    cycle,
-    default_step,
-    grad_resetter,
-    model_device,
-    to_device,
-)
+from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle
+from lrtool.snapshot import StateSnapshot
 
 OFFSETS = (-0.5, 0.0, 0.5)  # decades around the suggestion
 TAIL = 0.2  # without validation batches, the score is the mean loss of the last 20% of steps
@@ -153,12 +144,13 @@ def verify_lr(
     offsets: Iterable[float] = OFFSETS,
     val_loader: Iterable | None = None,
     val_batches: int = 8,
-    step_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+    step_fn: StepFn | None = None,
     amp: str | None = None,
     device: str | torch.device | None = None,
     budget: float | None = None,
     target_steps: int | None = None,
     search_span: tuple[float, float] | None = None,
+    options: LoopOptions | None = None,
 ) -> VerifyResult:
     """Train ``steps`` steps at each candidate around ``lr`` (constant) and ``onecycle_max_lr``
     (1cycle), each from the same initial state, and keep the lowest final loss per use.
@@ -173,22 +165,24 @@ def verify_lr(
     The score is the mean validation loss over ``val_batches`` batches when ``val_loader`` is
     given, else the mean training loss over the last 20% of the steps. A candidate whose loss
     turns NaN/Inf scores NaN and is never kept. The model and optimizer are restored afterwards.
+    ``options`` (accumulation, AMP, clipping: :class:`lrtool.loop.LoopOptions`) apply to
+    every training; ``amp`` is a shorthand for ``LoopOptions(amp=...)``.
     """
     from lrtool.schedules import build_schedule
 
+    if options is None:
+        options = LoopOptions(amp=amp)
+    loop = TrainingLoop(model, optimizer, loss_fn, step_fn=step_fn, options=options, device=device)
     if budget is not None:
         return _search(
-            model, optimizer, train_loader, loss_fn, lr, budget, target_steps,
-            val_loader, val_batches, step_fn, amp, device, search_span,
-        )  # fmt: skip
+            loop, train_loader, lr, budget, target_steps, val_loader, val_batches, search_span
+        )
     if steps < 5:
         raise usage_error(f"verify steps: must be at least 5, got {steps}")
     offsets = tuple(offsets)
     if not offsets:
         raise usage_error("verify offsets: give at least one")
-    trials = _Trials.start(
-        model, optimizer, train_loader, loss_fn, step_fn, amp, device, val_loader, val_batches
-    )
+    trials = _Trials.start(loop, train_loader, val_loader, val_batches)
     result = VerifyResult(monitor=trials.monitor)
     started = time.perf_counter()
     try:
@@ -215,18 +209,13 @@ def verify_lr(
 
 
 def _search(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    loop: TrainingLoop,
     train_loader: Iterable,
-    loss_fn: Callable[..., torch.Tensor] | None,
     lr: float | None,
     budget: float,
     target_steps: int | None,
     val_loader: Iterable | None,
     val_batches: int,
-    step_fn: Callable[[nn.Module, Any], torch.Tensor] | None,
-    amp: str | None,
-    device: str | torch.device | None,
     span: tuple[float, float] | None = None,
 ) -> VerifyResult:
     """The budgeted search (see :func:`verify_lr`); each score is one constant-LR training."""
@@ -247,9 +236,7 @@ def _search(
         plan = plan_search(centre, budget, target_steps, params, None if lr else span)
     if plan is None:
         return result
-    trials = _Trials.start(
-        model, optimizer, train_loader, loss_fn, step_fn, amp, device, val_loader, val_batches
-    )
+    trials = _Trials.start(loop, train_loader, val_loader, val_batches)
     started = time.perf_counter()
     untrained = math.inf
 
@@ -283,12 +270,8 @@ class _Trials:
     state and the loader's batch order, trains, and scores (validation loss, else the mean
     training loss of the last 20% of steps; NaN when the loss turned non-finite)."""
 
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
+    loop: TrainingLoop
     loader: Iterable
-    step: Callable[[nn.Module, Any], torch.Tensor]
-    move: torch.device | None
-    autocast: Callable[[], Any]
     val_loader: Iterable | None
     val_batches: int
     snapshot: StateSnapshot
@@ -296,92 +279,39 @@ class _Trials:
 
     @classmethod
     def start(
-        cls,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        loader: Iterable,
-        loss_fn: Callable[..., torch.Tensor] | None,
-        step_fn: Callable[[nn.Module, Any], torch.Tensor] | None,
-        amp: str | None,
-        device: str | torch.device | None,
-        val_loader: Iterable | None,
-        val_batches: int,
+        cls, loop: TrainingLoop, loader: Iterable, val_loader: Iterable | None, val_batches: int
     ) -> _Trials:
-        dev = torch.device(device) if device is not None else model_device(model)
-        return cls(
-            model,
-            optimizer,
-            loader,
-            step_fn or default_step(loss_fn),
-            None if dev.type == "cpu" else dev,
-            _amp_context(amp, dev),
-            val_loader,
-            val_batches,
-            StateSnapshot.take(model, optimizer),
-            getattr(loader, "passes", None),
-        )
+        snapshot = StateSnapshot.take(loop.model, loop.optimizer)
+        return cls(loop, loader, val_loader, val_batches, snapshot, getattr(loader, "passes", None))
 
     @property
     def monitor(self) -> str:
         return "train" if self.val_loader is None else f"val ({self.val_batches} batches)"
 
     def restore(self) -> None:
-        self.snapshot.restore(self.model, self.optimizer)
+        self.snapshot.restore(self.loop.model, self.loop.optimizer)
         if self.first_pass is not None:
             self.loader.passes = self.first_pass  # type: ignore[attr-defined]
 
     def val_loss(self) -> float:
         assert self.val_loader is not None
-        value = _val_loss(
-            self.model, self.val_loader, self.val_batches, self.step, self.move, self.autocast
-        )
-        return mean_over_ranks(value, self.move)
+        return self.loop.evaluate(self.val_loader, self.val_batches).loss
 
     def train(self, schedule: Any, steps: int) -> tuple[list[float], float]:
         """(the losses, the score) of ``steps`` steps of ``schedule`` from the initial state."""
         from lrtool.torch_adapter import LrtoolScheduler
 
         self.restore()
-        driver = LrtoolScheduler(self.optimizer, schedule)
-        losses = _train(
-            self.model, self.optimizer, driver, self.loader, self.step, steps, self.move,
-            self.autocast,
-        )  # fmt: skip
+        driver = LrtoolScheduler(self.loop.optimizer, schedule)
+        losses: list[float] = []
+
+        def record(t: int, lr: float, loss: float, value: float) -> None:
+            losses.append(loss)
+
+        self.loop.run(cycle(self.loader), steps, driver.apply, record)
         if len(losses) < steps or not all(map(math.isfinite, losses)):
             return losses, math.nan
         if self.val_loader is not None:
             return losses, self.val_loss()
         tail = losses[-max(1, int(steps * TAIL)) :]  # already the mean over ranks under DDP
         return losses, sum(tail) / len(tail)
-
-
-def _train(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    driver: Any,
-    loader: Iterable,
-    step: Callable[[nn.Module, Any], torch.Tensor],
-    steps: int,
-    move: torch.device | None,
-    autocast: Callable[[], Any],
-) -> list[float]:
-    """Train up to ``steps`` steps; stops at the first non-finite loss (it is included)."""
-    model.train()
-    batches = cycle(loader)
-    ranked = active_world_size() > 1
-    zero_grad = grad_resetter(optimizer)
-    losses: list[float] = []
-    for _ in range(steps):
-        with autocast():
-            loss = step(model, to_device(next(batches), move))
-        value = float(loss.detach())
-        if ranked:  # under DDP every rank sees the mean over ranks: they stop together
-            value = mean_over_ranks(value, move)
-        losses.append(value)
-        if not math.isfinite(value):
-            break
-        zero_grad()
-        loss.backward()
-        optimizer.step()
-        driver.step()
-    return losses

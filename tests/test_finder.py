@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError
-from lrtool.finder import RangeTestInterrupted, find_lr, grad_resetter, lr_ladder
+from lrtool.finder import RangeTestInterrupted, find_lr, lr_ladder
+from lrtool.loop import grad_resetter
 from lrtool.suggest import debiased_ema
 
 
@@ -327,7 +328,7 @@ def test_grad_resetter_keeps_an_overridden_zero_grad_and_profiler_labels():
 
 
 def test_snapshot_is_one_cpu_copy_of_weights_and_optimizer_state():
-    from lrtool.finder import StateSnapshot
+    from lrtool.snapshot import StateSnapshot
 
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
     opt = torch.optim.Adam(model.parameters(), lr=0.01)

@@ -84,7 +84,7 @@ def render_page() -> str:
 def write_pictures() -> list[Path]:
     """One PNG per schedule, drawn as ``lrtool plot --schedule NAME --png`` draws it."""
     from lrtool.png import write_png
-    from lrtool.schedule_view import curves_for
+    from lrtool.jobs.plot import curves_for
     from lrtool.schedules import SCHEDULES
 
     IMAGES.mkdir(exist_ok=True)

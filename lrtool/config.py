@@ -105,6 +105,22 @@ class OptimizerConfig(Strict):
         return self
 
 
+class LoopConfig(Strict):
+    """How every optimizer step is taken, in find (sweep and search), train and compare."""
+
+    accumulation_steps: int = Field(1, ge=1, le=4096)  # micro-batches per optimizer step
+    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast; fp16 needs a GPU
+    grad_clip: PositiveFloat | None = None  # cap on the global gradient norm
+
+    def options(self) -> Any:
+        """The :class:`lrtool.loop.LoopOptions` these settings describe."""
+        from lrtool.loop import LoopOptions
+
+        return LoopOptions(
+            self.accumulation_steps, None if self.amp == "none" else self.amp, self.grad_clip
+        )
+
+
 class FindConfig(Strict):
     start_lr: PositiveFloat = 1e-7
     end_lr: PositiveFloat = 10.0
@@ -122,6 +138,10 @@ class FindConfig(Strict):
     budget: float | None = Field(None, ge=0.0, le=100.0)
     verify: bool | Literal["auto"] = "auto"
     verify_steps: int | None = Field(None, ge=5, le=MAX_STEPS)
+    # What the sweep watches: the training loss of each step, or the mean loss over the first
+    # val_batches validation batches after each step (torch-lr-finder's val mode).
+    monitor: Literal["train", "val"] = "train"
+    val_batches: int = Field(4, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _range(self) -> FindConfig:
@@ -165,8 +185,9 @@ class TrainConfig(Strict):
     steps: int = Field(300, ge=1, le=MAX_STEPS)
     eval_every: int = Field(25, ge=1)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    grad_clip: PositiveFloat | None = None
-    target: PositiveFloat | None = None  # compare: val loss to reach
+    # The val loss to reach: compare's steps-to-target (default: the constant run's best),
+    # and train's steps_to_target. --target overrides it.
+    target: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _eval_fits(self) -> TrainConfig:
@@ -185,8 +206,34 @@ class Config(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: Literal["auto", "cross_entropy", "mse", "l1", "bce_with_logits"] = "auto"
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
     find: FindConfig = Field(default_factory=FindConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grad_clip_moved(cls, data: Any) -> Any:
+        """``train.grad_clip`` (the first version's place) is read as ``loop.grad_clip``."""
+        if not isinstance(data, dict):
+            return data
+        train = data.get("train")
+        if isinstance(train, dict) and "grad_clip" in train:
+            train = dict(train)
+            clip = train.pop("grad_clip")
+            loop = (
+                dict(data.get("loop") or {}) if isinstance(data.get("loop"), dict | None) else None
+            )
+            if loop is None:
+                return data  # loop is not a mapping: its own error follows
+            if loop.get("grad_clip") not in (None, clip):
+                raise ValueError(
+                    "train.grad_clip: moved to loop.grad_clip; set it there only "
+                    f"(got train.grad_clip={clip!r}, loop.grad_clip={loop['grad_clip']!r})"
+                )
+            if clip is not None:
+                loop["grad_clip"] = clip
+            data = {**data, "train": train, "loop": loop}
+        return data
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,9 +20,17 @@ from lrtool.errors import LrtoolError, usage_error
 from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
 from lrtool.search import check_budget
 from lrtool.snapshot import StateSnapshot
-from lrtool.suggest import DebiasedEma, Recommendation, recommend, run_rules
+from lrtool.suggest import DebiasedEma, Recommendation, lrtool_constant, recommend, run_rules
 
-__all__ = ["Progress", "RangeTestResult", "RangeTestInterrupted", "StepFn", "find_lr", "lr_ladder"]
+__all__ = [
+    "Progress",
+    "RangeTestInterrupted",
+    "RangeTestResult",
+    "StepFn",
+    "find_lr",
+    "lr_ladder",
+    "merge_sweeps",
+]
 
 
 def lr_ladder(start_lr: float, end_lr: float, steps: int, mode: str = "exp") -> list[float]:
@@ -417,3 +426,40 @@ def optimizer_group(optimizer: torch.optim.Optimizer) -> str:
     """``"sgd"`` for torch's SGD (with or without momentum), ``"adaptive"`` for every other
     optimizer (Adam, AdamW, RMSprop, Adagrad and the like scale each parameter's step)."""
     return "sgd" if isinstance(optimizer, torch.optim.SGD) else "adaptive"
+
+
+def merge_sweeps(runs: list[RangeTestResult]) -> RangeTestResult:
+    """Sweeps of the same ladder merged step by step (``find.repeats``).
+
+    The merged curve's loss at step i is the median over the sweeps that reached step i
+    (kept while at least half of them did); the spread of the per-sweep suggestions feeds the
+    confidence statement.
+    """
+    longest = max(runs, key=lambda r: r.steps_run)
+    need = (len(runs) + 1) // 2
+    lrs, losses, smoothed = [], [], []
+    for i, lr in enumerate(longest.lrs):
+        at = [r.losses[i] for r in runs if r.steps_run > i]
+        if len(at) < need:
+            break
+        lrs.append(lr)
+        losses.append(statistics.median(at))
+        smoothed.append(statistics.median(r.smoothed[i] for r in runs if r.steps_run > i))
+    merged = RangeTestResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        stop_reason=f"median of {len(runs)} sweeps; " + "; ".join(r.stop_reason for r in runs),
+        steps_requested=longest.steps_requested,
+        start_lr=longest.start_lr,
+        end_lr=longest.end_lr,
+        mode=longest.mode,
+        group_lrs=[g[: len(lrs)] for g in longest.group_lrs],
+        elapsed_s=sum(r.elapsed_s for r in runs),
+        monitor=longest.monitor,
+        optimizer_group=longest.optimizer_group,
+    )
+    per_run = [lrtool_constant(r.lrs, r.losses, r.optimizer_group) for r in runs]
+    attach_suggestions(merged, [v for v in per_run if v is not None])
+    merged.repeat_lrs = per_run
+    return merged

@@ -533,6 +533,8 @@ class ScheduleSpec:
     derived: dict[str, Callable[[int], Any]] = field(default_factory=dict)
     stateful: bool = False
     doc: str = ""  # overrides the factory's docstring where the factory is shared
+    # Parameters that give the LR instead of lr_param (piecewise's absolute values).
+    lr_alternatives: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> list[str]:
@@ -560,6 +562,16 @@ class ScheduleSpec:
     @property
     def uses_total_steps(self) -> bool:
         return any(p.name == "total_steps" for p in self.params)
+
+    def has_lr(self, params: dict[str, Any]) -> bool:
+        """Whether ``params`` already set this schedule's LR (its lr_param or an alternative)."""
+        return any(params.get(k) is not None for k in (self.lr_param, *self.lr_alternatives))
+
+    @property
+    def suggestion_key(self) -> str:
+        """Which range-test suggestion sets the LR: the 1cycle peak for schedules whose LR
+        parameter is a peak (``max_lr``), else the constant LR."""
+        return "onecycle_max_lr" if self.lr_param == "max_lr" else "lr"
 
 
 WARMUP_PARAMS = {
@@ -649,6 +661,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "values[i] for b[i-1] < t <= b[i]  |  lr * factor^#(milestones <= t)",
             "Keras PiecewiseConstantDecay, torch MultiStepLR",
             derived={"milestones": lambda T: [max(1, T // 2), max(2, 3 * T // 4)]},
+            lr_alternatives=("values",),
         ),
         ScheduleSpec(
             "plateau",
@@ -808,6 +821,49 @@ def get_spec(name: str) -> ScheduleSpec:
             f"choose from: {', '.join(schedule_names())}"
         )
     return spec
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` (``--set``) into a dict of parsed values."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise usage_error(f"--set: expected key=value, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def route_sets(names: Sequence[str], sets: dict[str, Any], what: str) -> dict[str, dict]:
+    """Each schedule's parameters from ``--set``: ``name.key=value`` sets one schedule's,
+    ``key=value`` every listed schedule's that has it. ``what`` names the list in errors
+    (``"plotted"``, ``"compared"``). Every key must reach at least one schedule."""
+    routed: dict[str, dict] = {name: {} for name in names}
+    for key, value in sets.items():
+        owner, dot, sub = key.partition(".")
+        if dot:
+            if owner not in routed:
+                raise usage_error(
+                    f"--set {key}: schedule '{owner}' is not in the {what} list "
+                    f"({', '.join(names)})"
+                )
+            known = get_spec(owner).param_names
+            if sub not in known:
+                raise usage_error(
+                    f"--set {key}: schedule '{owner}' has no parameter '{sub}'{closest(sub, known)}"
+                )
+            routed[owner][sub] = value
+            continue
+        takers = [n for n in routed if key in get_spec(n).param_names]
+        if not takers:
+            known = sorted({p for n in names for p in get_spec(n).param_names})
+            raise usage_error(
+                f"--set {key}: none of the {what} schedules has a parameter '{key}'"
+                f"{closest(key, known)}"
+            )
+        for name in takers:
+            routed[name][key] = value
+    return routed
 
 
 def parse_value(text: str) -> Any:

@@ -54,14 +54,14 @@ def test_opt_out_leaves_malloc_alone(monkeypatch):
 
 
 def test_config_runs_keep_freed_memory(monkeypatch):
-    from lrtool import runs
     from lrtool.config import load_config
+    from lrtool.jobs.common import LoadedConfig, prepare
 
     calls = []
-    monkeypatch.setattr(runs, "retain_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(heap, "retain_freed_memory", lambda: calls.append(True) or True)
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "configs" / "smoke.yaml")
-    runs.prepare(config, root / "configs")
+    prepare(LoadedConfig(config, "smoke.yaml", root / "configs"))
     assert calls == [True]
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lrtool import results as res
+from lrtool import outputs as res
+from lrtool.jobs.find import RANGE_TEST_COLUMNS
 from lrtool.errors import LrtoolError
 from tests.conftest import TINY, interrupt_run, invoke, write_config
 
@@ -160,7 +161,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         for i in range(1000)
     ]
     with pytest.raises(OSError):
-        res.write_csv(target, res.RANGE_TEST_COLUMNS, rows)
+        res.write_csv(target, RANGE_TEST_COLUMNS, rows)
     assert target.read_text() == "old complete content\n"
     assert [p.name for p in tmp_path.iterdir()] == ["range_test.csv"]
 
@@ -189,7 +190,7 @@ def test_results_are_never_half_written_by_a_cli_run(tiny_config, tmp_path, monk
     assert result.exit_code != 0
     assert not (out / "summary.json").exists()
     lines = (out / "range_test.csv").read_text().splitlines()
-    assert all(len(line.split(",")) == len(res.RANGE_TEST_COLUMNS) for line in lines)
+    assert all(len(line.split(",")) == len(RANGE_TEST_COLUMNS) for line in lines)
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -281,7 +282,8 @@ def test_result_names_cannot_escape_the_output_folder(tmp_path):
     folder = tmp_path / "run"
     for name in ("../outside.csv", "/etc/passwd", "sub/../../x.csv"):
         with pytest.raises(LrtoolError):
-            res.prepare_folder(folder, [name], force=True)
+            with res.claimed_folder(folder, [name], force=True):
+                pass
     assert not (tmp_path / "outside.csv").exists()
 
 

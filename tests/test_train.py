@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lrtool.config import load_config
-from lrtool.runs import train_from_config
+from lrtool.jobs.train import train_schedule
 from lrtool.schedules import build_schedule
 from tests.conftest import interrupt_run, invoke
 
@@ -90,16 +90,16 @@ def test_nan_loss_stops_training_with_partial_results(tmp_path):
 
 
 def test_compare_same_initial_weights(tiny_config):
-    config = load_config(tiny_config)
+    from lrtool.jobs.common import LoadedConfig, prepare
+
+    config = LoadedConfig(load_config(tiny_config), str(tiny_config), None)
     first = {}
     for name in ("constant", "onecycle"):
-        import lrtool.runs as runs
-
-        setup = runs.prepare(config, None)
+        setup = prepare(config)
         first[name] = [p.clone() for p in setup.model.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(first["constant"], first["onecycle"], strict=True))
-    a = train_from_config(config, "constant", {"lr": 0.1, "total_steps": 40})
-    b = train_from_config(config, "constant", {"lr": 0.1, "total_steps": 40})
+    a = train_schedule(config, "constant", {"lr": 0.1, "total_steps": 40})
+    b = train_schedule(config, "constant", {"lr": 0.1, "total_steps": 40})
     assert a.train_losses == b.train_losses
 
 
@@ -169,7 +169,8 @@ def test_train_bad_input(tmp_path):
     result = invoke("compare", cfg, "--schedules", "plateau", "--out", tmp_path / "o")
     assert result.exit_code == 2 and "validation" in result.stderr
     result = invoke("train", cfg, "--schedule", "plateau", "--lr", "0.1", "--out", tmp_path / "q")
-    assert result.exit_code == 1 and "validation" in result.stderr
+    assert result.exit_code == 2 and "validation" in result.stderr  # said up front, as compare
+    assert not (tmp_path / "q").exists()
 
 
 def test_train_sigint_writes_partial_results_and_exits_130(tmp_path):

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,15 @@ def run_folder(out: str | None, config_name: str, command: str) -> Path:
     return Path("runs") / f"{safe}-{command}-{stamp}"
 
 
-def prepare_folder(folder: Path, names: Sequence[str], force: bool) -> Path:
-    """Create ``folder`` and check that none of ``names`` exists in it (unless ``force``).
+@contextlib.contextmanager
+def claimed_folder(folder: Path, names: Sequence[str], force: bool) -> Iterator[Path]:
+    """Create ``folder`` for a run that writes ``names``, and hold it for the run.
 
-    Names are plain file names: they are resolved inside the folder and may not escape it.
-    Checked before any work starts, so a run never fails at the end for this.
+    Fails before any work starts when one of ``names`` exists there (unless ``force``), when
+    the path is a file, or when the folder cannot be created or written. On leaving, the
+    folders this claim created are removed again if they are still empty: a run that fails or
+    is interrupted before it writes anything leaves no empty run folder behind. Names are
+    plain file names: they are resolved inside the folder and may not escape it.
     """
     if folder.exists() and not folder.is_dir():
         raise LrtoolError(f"--out: {folder} exists and is a file, not a folder; pick another path")
@@ -52,31 +56,19 @@ def prepare_folder(folder: Path, names: Sequence[str], force: bool) -> Path:
             f"--out: {folder} already holds {', '.join(clashes)}; pass --force to overwrite "
             f"or choose another --out folder"
         )
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LrtoolError(f"--out: cannot create folder {folder}: {exc.strerror}") from None
-    _created.extend(missing)  # deepest first
-    if not os.access(folder, os.W_OK):
-        raise LrtoolError(f"--out: folder {folder} is not writable")
-    return folder
-
-
-_created: list[Path] = []  # folders prepare_folder made in this process, deepest first
-
-
-def remove_empty_new_folders() -> None:
-    """Remove the folders :func:`prepare_folder` created that are still empty.
-
-    Called when a command ends, whatever its outcome: a run that fails or is interrupted before
-    it writes anything leaves no empty run folder behind. A folder that holds a file, or that
-    existed before, is kept.
-    """
-    while _created:
-        folder = _created.pop(0)
-        with contextlib.suppress(OSError):  # not empty (or gone): keep it
-            folder.rmdir()
+    try:
+        if not os.access(folder, os.W_OK):
+            raise LrtoolError(f"--out: folder {folder} is not writable")
+        yield folder
+    finally:
+        for made in created:
+            with contextlib.suppress(OSError):  # not empty (or gone): keep it
+                made.rmdir()
 
 
 def write_atomic(path: Path, text: str) -> Path:
@@ -148,64 +140,3 @@ def versions() -> dict[str, str]:
     if torch is not None:
         found["torch"] = torch.__version__
     return found
-
-
-# smoothed_loss: the debiased EMA, the divergence monitor; lagfree_loss: the centred smoothing
-# the suggestion rules read (and the plot draws).
-RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
-VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept", "rung"]
-
-
-def range_test_summary(result: Any, config: dict[str, Any], source: str) -> dict[str, Any]:
-    """What ``summary.json`` of ``lrtool find`` holds (``result`` is a RangeTestResult)."""
-    rec = result.recommendation
-    return {
-        "command": "find",
-        "config": source,
-        "lr": result.lr,
-        "onecycle_max_lr": result.onecycle_max_lr,
-        "rule": rec.rule if rec else None,
-        "optimizer_group": result.optimizer_group,
-        "reason": rec.reason if rec else None,
-        "confidence": rec.confidence if rec else "none",
-        "spread_decades": rec.spread_decades if rec else None,
-        "warnings": rec.warnings if rec else [],
-        "suggestions": result.suggestions,
-        "repeat_lrs": result.repeat_lrs,
-        "stop_reason": result.stop_reason,
-        "interrupted": result.interrupted,
-        "steps_run": result.steps_run,
-        "steps_requested": result.steps_requested,
-        "steps_total": result.steps_total
-        + (result.verification.steps_spent if result.verification else 0),
-        "discarded_steps": result.discarded_steps,
-        "refine_note": result.refined_because or None,
-        "refined": None
-        if result.coarse is None
-        else {
-            "because": result.refined_because,
-            "first_sweep": [result.coarse.start_lr, result.coarse.end_lr],
-            "first_sweep_steps": result.coarse.steps_run,
-            "first_sweep_stop_reason": result.coarse.stop_reason,
-        },
-        "verify": None
-        if result.verification is None
-        else {
-            "because": result.verification.because,
-            "candidates": result.verification.rows(),
-            "steps_spent": result.verification.steps_spent,
-            "monitor": result.verification.monitor,
-            "budget": result.verification.budget,
-            "target_steps": result.verification.target_steps,
-            "budget_spent": None
-            if not result.verification.target_steps
-            else round(result.verification.steps_spent / result.verification.target_steps, 4),
-        },
-        "start_lr": result.start_lr,
-        "end_lr": result.end_lr,
-        "mode": result.mode,
-        "monitor": result.monitor,
-        "elapsed_s": round(result.elapsed_s, 3),
-        "config_echo": config,
-        "versions": versions(),
-    }

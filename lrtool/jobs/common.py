@@ -1,0 +1,133 @@
+"""What every job shares: the config with the command's flags applied, the run folder, and
+the setup built from the config. No torch at import time."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrtool import distributed
+from lrtool.config import Config, apply_overrides, default_config, load_config
+from lrtool.errors import usage_error
+
+if TYPE_CHECKING:
+    from lrtool.build import Setup
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# (step, total, lr, loss) after each step; phase(label) when a new stage starts.
+Progress = Callable[[int, int, float, float], None]
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config, where it came from, and the folder its relative paths start at."""
+
+    config: Config
+    source: str  # the file as given, or "quickstart" for the embedded default
+    base_dir: Path | None
+
+    @property
+    def name(self) -> str:
+        """The name run folders carry: the config file's stem."""
+        return Path(self.source).stem if self.source != "quickstart" else "quickstart"
+
+    def with_values(self, section: str, values: dict[str, Any]) -> LoadedConfig:
+        """The config with flag values (those not None) set in ``section``, re-validated."""
+        changed = apply_overrides(self.config, section, values, self.source)
+        return LoadedConfig(changed, self.source, self.base_dir)
+
+
+@dataclass(frozen=True)
+class LoopFlags:
+    """The ``loop:`` settings every training command takes as flags (None: from the config)."""
+
+    accumulation_steps: int | None = None
+    amp: str | None = None
+    grad_clip: float | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "accumulation_steps": self.accumulation_steps,
+            "amp": self.amp,
+            "grad_clip": self.grad_clip,
+        }
+
+
+def load(
+    path: Path | None,
+    seed: int | None = None,
+    device: str | None = None,
+    loop: LoopFlags | None = None,
+) -> LoadedConfig:
+    """The config file (or the embedded quickstart) with ``--seed``, ``--device`` and the loop
+    flags applied; under torchrun, the global batch is checked against the world size."""
+    if path is None:
+        loaded = LoadedConfig(default_config(), "quickstart", None)
+    else:
+        loaded = LoadedConfig(load_config(path), str(path), path.resolve().parent)
+    if device is not None and device not in DEVICES:
+        raise usage_error(f"--device: must be auto, cpu, cuda or mps, got {device!r}")
+    loaded = loaded.with_values("", {"seed": seed, "device": device})
+    if loop is not None:
+        loaded = loaded.with_values("loop", loop.values())
+    if distributed.launched_by_torchrun():  # before any folder is made
+        distributed.shard_batch_size(loaded.config.data.batch_size, int(os.environ["WORLD_SIZE"]))
+    return loaded
+
+
+def with_train_steps(loaded: LoadedConfig, steps: int | None) -> LoadedConfig:
+    """``--steps`` for train and compare; eval_every shrinks with it so a short run still
+    evaluates."""
+    if steps is None:
+        return loaded
+    every = min(loaded.config.train.eval_every, steps) if steps >= 1 else None
+    return loaded.with_values("train", {"steps": steps, "eval_every": every})
+
+
+def run_folder(out: Path | None, config_name: str, command: str) -> Path:
+    """``--out DIR`` as given, or ``runs/<config-name>-<command>-<timestamp>/``."""
+    if out is not None:
+        return out.expanduser()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^\w.-]+", "_", config_name) or "run"
+    return Path("runs") / f"{safe}-{command}-{stamp}"
+
+
+def check_png(png: Path | None, force: bool) -> None:
+    """Fail before any work when ``--png`` cannot be honoured (checked once, up front)."""
+    if png is not None:
+        from lrtool.png import check_png_target
+
+        check_png_target(png, force)
+
+
+def prepare(loaded: LoadedConfig, backend: str = "auto") -> Setup:
+    """Build a config's setup; under torchrun, join the process group first.
+
+    The run owns its process (a CLI command or a compare worker), so it also keeps freed CPU
+    memory for the next step instead of page-faulting it back in (:mod:`lrtool.heap`).
+    """
+    from lrtool.build import build, check_batch, resolve_device
+    from lrtool.heap import retain_freed_memory
+
+    retain_freed_memory()
+    dist = distributed.init_from_env(resolve_device(loaded.config.device), backend)
+    setup = build(loaded.config, loaded.base_dir, dist=dist)
+    check_batch(setup)
+    return setup
+
+
+def common_summary(loaded: LoadedConfig, folder: Path) -> dict[str, Any]:
+    """The fields every summary.json ends with."""
+    from lrtool.outputs import versions
+
+    return {
+        "output_folder": str(folder),
+        "config_echo": loaded.config.model_dump(mode="json"),
+        "versions": versions(),
+    }

@@ -1,0 +1,336 @@
+"""``lrtool compare``: several schedules (or one at several LRs) from the same initial weights
+and data order, side by side, and which reaches the target val loss first.
+
+Each run is planned up front (:class:`RunPlan`) and every schedule validated before any
+training; runs go one by one or to ``--jobs`` worker processes (same numbers either way).
+``compare.csv`` (every evaluation of every run) and ``summary.json`` are written, with the
+finished runs only and marked interrupted on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrtool.errors import usage_error
+from lrtool.jobs.common import LoadedConfig, check_png, common_summary, run_folder, with_train_steps
+from lrtool.jobs.train import LrPlan, check_target, check_validation_data, schedule_params
+
+if TYPE_CHECKING:
+    from lrtool.trainer import TrainResult
+
+DEFAULT_SCHEDULES = "constant,power,exponential,piecewise,plateau,onecycle"
+COMPARE_FILE = "compare.csv"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run of a comparison: its label, schedule, parameters and LR plan."""
+
+    label: str
+    schedule: str
+    params: dict[str, Any]
+    lr: LrPlan
+
+
+@dataclass(frozen=True)
+class CompareFlags:
+    """``lrtool compare``'s choices beyond the config (None: the config's)."""
+
+    schedules: str | None = None
+    schedule: str | None = None
+    lrs: str | None = None
+    sets: list[str] = field(default_factory=list)
+    steps: int | None = None
+    lr: LrPlan = field(default_factory=LrPlan)
+    target: float | None = None
+    jobs: int = 1
+
+
+@dataclass(frozen=True)
+class CompareOutputs:
+    out: Path | None = None
+    force: bool = False
+    png: Path | None = None
+
+
+@dataclass
+class CompareOutcome:
+    """What ``lrtool compare`` produced; ``results`` holds the finished runs."""
+
+    results: list[TrainResult]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    folder: Path | None
+    interrupted: bool = False
+    one_schedule: str | None = None  # --schedule NAME --lrs ...: one schedule at several LRs
+
+
+def plan_runs(flags: CompareFlags, loaded: LoadedConfig) -> list[RunPlan]:
+    """One :class:`RunPlan` per run.
+
+    ``--schedules a,b`` compares schedules; ``--schedule a --lrs x,y`` one schedule at several
+    LRs. ``--set name.key=value`` sets a parameter of one schedule (``key=value`` of every
+    listed schedule that has it); the config's ``train.schedule`` parameters apply to the
+    schedule of the same name.
+    """
+    from lrtool.schedules import get_spec, parse_sets, route_sets
+
+    if flags.schedule is not None and flags.schedules is not None:
+        raise usage_error("use either --schedules a,b,... or --schedule NAME --lrs x,y,...")
+    if flags.lrs is not None and flags.schedule is None:
+        raise usage_error("--lrs needs --schedule NAME (one schedule at several LRs)")
+    if flags.schedule is not None and flags.lrs is None:
+        raise usage_error("--schedule needs --lrs x,y,... (or use --schedules a,b,...)")
+    names = (
+        [flags.schedule]
+        if flags.schedule
+        else [n.strip() for n in (flags.schedules or DEFAULT_SCHEDULES).split(",") if n.strip()]
+    )
+    if not names:
+        raise usage_error("--schedules: name at least one schedule")
+    for name in names:
+        get_spec(name)
+    routed = route_sets(names, parse_sets(flags.sets), "compared")
+    configured = loaded.config.train.schedule
+    plans = []
+    for name in names:
+        params = dict(configured.params()) if configured.name == name else {}
+        params.update(routed[name])
+        plans.append(RunPlan(name, name, params, flags.lr))
+    if flags.schedule is None:
+        return plans
+    assert flags.lrs is not None
+    one = plans[0]
+    return [
+        RunPlan(f"{one.schedule} lr={v:g}", one.schedule, one.params, LrPlan(v, "--lrs"))
+        for v in _parse_lrs(flags.lrs)
+    ]
+
+
+def _parse_lrs(text: str) -> list[float]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise usage_error(f"--lrs: {part.strip()!r} is not a number") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise usage_error(f"--lrs: every LR must be positive, got {part.strip()}")
+        values.append(value)
+    return values
+
+
+def run(
+    loaded: LoadedConfig,
+    flags: CompareFlags,
+    outputs: CompareOutputs,
+    progress: Any = None,
+    on_run: Callable[[str], None] | None = None,
+) -> CompareOutcome:
+    """Run ``lrtool compare`` and write its result files (see the module doc). ``progress``
+    follows the range test (``--lr-from-find``); ``on_run(label)`` is told as each run starts
+    (one process)."""
+    from lrtool import distributed
+    from lrtool import outputs as files
+    from lrtool.schedules import build_schedule
+
+    if distributed.launched_by_torchrun():
+        raise usage_error(
+            "compare does not run under torchrun; run it as one process (--jobs N runs "
+            "schedules in parallel), or use find/train under torchrun"
+        )
+    loaded = with_train_steps(loaded, flags.steps)
+    check_target(flags.target)
+    if flags.jobs < 1:
+        raise usage_error(f"--jobs: must be >= 1, got {flags.jobs}")
+    plans = plan_runs(flags, loaded)
+    check_validation_data([p.schedule for p in plans], loaded)
+    check_png(outputs.png, outputs.force)
+    config = loaded.config
+    target_folder = run_folder(outputs.out, loaded.name, "compare")
+    with files.claimed_folder(target_folder, [COMPARE_FILE, SUMMARY_FILE], outputs.force) as folder:
+        found = None
+        if any(p.lr.needs_range_test for p in plans):
+            from lrtool.jobs.find import find
+
+            found = find(loaded, progress=progress)
+        runs = []
+        for plan in plans:
+            full, _ = schedule_params(
+                plan.schedule, plan.params, config.train.steps, plan.lr, found, config.optimizer.lr
+            )
+            build_schedule(plan.schedule, full)  # every schedule is validated before training
+            runs.append(replace(plan, params=full))
+        results, interrupted = _compare_or_partial(loaded, runs, flags.jobs, on_run)
+        if not results:  # interrupted before any run finished: nothing to write
+            return CompareOutcome([], [], {}, folder, True, flags.schedule)
+        target = flags.target if flags.target is not None else config.train.target
+        rows, used_target = summary_rows(results, target)
+        done = {r.label for r in results}
+        summary = {
+            "command": "compare",
+            "config": loaded.source,
+            "steps": config.train.steps,
+            "target_val_loss": used_target,
+            "runs": rows,
+            "params": {plan.label: plan.params for plan in runs},
+            "winner": next((r["run"] for r in rows if r.get("winner")), None),
+            "range_test": None
+            if found is None
+            else {"lr": found.lr, "onecycle_max_lr": found.onecycle_max_lr},
+            "jobs": flags.jobs,
+            "interrupted": interrupted,
+            "runs_not_done": [plan.label for plan in runs if plan.label not in done],
+            **common_summary(loaded, folder),
+        }
+        from lrtool.trainer import EVAL_COLUMNS
+
+        eval_rows = [{"schedule": r.label, **e} for r in results for e in r.evals]
+        files.write_csv(folder / COMPARE_FILE, ["schedule", *EVAL_COLUMNS], eval_rows)
+        files.write_json(folder / SUMMARY_FILE, summary)
+        if outputs.png is not None:
+            from lrtool.png import write_png
+
+            write_png("compare", outputs.png, outputs.force, results=results)
+    return CompareOutcome(results, rows, summary, folder, interrupted, flags.schedule)
+
+
+def summary_rows(
+    results: list[TrainResult], target: float | None
+) -> tuple[list[dict[str, Any]], float | None]:
+    """One row per run with final/best val loss, accuracy and steps to ``target``.
+
+    The default target is the best val loss of the ``constant`` run (or of the first run).
+    The winner reaches the target in the fewest steps (ties: lower best val loss).
+    """
+    if target is None:
+        base = next((r for r in results if r.schedule == "constant"), results[0])
+        target = base.best_val_loss
+    rows = []
+    for r in results:
+        rows.append(
+            {
+                "run": r.label,
+                "schedule": r.schedule,
+                "final_val_loss": r.final_val_loss,
+                "best_val_loss": r.best_val_loss,
+                "final_accuracy": r.final_accuracy,
+                "steps_to_target": r.steps_to(target) if target is not None else None,
+                "wall_s": r.wall_s,
+                "stop_reason": r.stop_reason,
+            }
+        )
+    reached = [row for row in rows if row["steps_to_target"] is not None]
+    if reached:
+        best = min(reached, key=lambda row: (row["steps_to_target"], row["best_val_loss"]))
+        best["winner"] = True
+    return rows, target
+
+
+class CompareInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``lrtool compare``: the runs finished so far, and the partial one."""
+
+    def __init__(self, results: list) -> None:
+        super().__init__("compare interrupted")
+        self.results = results
+
+
+def _compare_or_partial(
+    loaded: LoadedConfig, runs: list[RunPlan], jobs: int, on_run: Callable[[str], None] | None
+) -> tuple[list[TrainResult], bool]:
+    try:
+        return compare_runs(loaded, runs, jobs, on_run), False
+    except CompareInterrupted as stop:
+        return stop.results, True
+
+
+def compare_runs(
+    loaded: LoadedConfig,
+    runs: list[RunPlan],
+    jobs: int = 1,
+    on_run: Callable[[str], None] | None = None,
+) -> list[TrainResult]:
+    """Train each planned run (``params`` complete) from the same initial weights and data
+    order.
+
+    Every run rebuilds the model from the config's seed, so weights and batch order are
+    identical; with ``jobs > 1`` runs go to worker processes and give the same numbers,
+    since each run uses one intra-op thread either way.
+    """
+    import torch
+
+    from lrtool.jobs.train import train_schedule
+    from lrtool.trainer import TrainInterrupted
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if jobs <= 1:
+            results: list[TrainResult] = []
+            for plan in runs:
+                if on_run:
+                    on_run(plan.label)
+                try:
+                    results.append(
+                        train_schedule(loaded, plan.schedule, plan.params, label=plan.label)
+                    )
+                except TrainInterrupted as stop:
+                    results.append(stop.result)
+                    raise CompareInterrupted(results) from None
+            return results
+        return _compare_in_workers(loaded, runs, jobs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_job(args: tuple) -> object:
+    """One compare run in a worker process (module level so it pickles)."""
+    import torch
+
+    from lrtool.config import Config
+    from lrtool.jobs.train import train_schedule
+    from lrtool.trainer import TrainInterrupted
+
+    config_data, source, base_dir, name, params, label, threads = args
+    torch.set_num_threads(threads)
+    loaded = LoadedConfig(Config.model_validate(config_data), source, base_dir)
+    try:
+        return train_schedule(loaded, name, params, label=label)
+    except TrainInterrupted as stop:
+        return stop.result
+
+
+def _compare_in_workers(loaded: LoadedConfig, runs: list[RunPlan], jobs: int) -> list:
+    import multiprocessing as mp
+    import os
+    import signal
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    data = loaded.config.model_dump()
+    payload = [
+        (data, loaded.source, loaded.base_dir, p.schedule, p.params, p.label, 1) for p in runs
+    ]
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    futures = [pool.submit(_train_job, item) for item in payload]
+    try:
+        results = [f.result() for f in futures]
+    except KeyboardInterrupt:
+        # Runs that have not started are dropped; running ones are told to stop, and return
+        # what they trained (a worker turns SIGINT into its partial result).
+        for f in futures:
+            f.cancel()
+        for pid in list(getattr(pool, "_processes", {}) or {}):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+        wait(futures, timeout=20)
+        done = [f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()]
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise CompareInterrupted(done) from None
+    pool.shutdown()
+    return results

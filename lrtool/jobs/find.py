@@ -1,0 +1,309 @@
+"""``lrtool find``: the range test of a config, its suggestion, and the result files.
+
+Flags override the config's ``find`` section (validated once, with the config); the sweep
+runs (``find.repeats`` times, merged), then the budgeted search when ``find.budget`` asks for
+one; ``range_test.csv`` (and ``range_test_first_sweep.csv``, ``verify.csv``) and
+``summary.json`` are written, partial and marked interrupted on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrtool import distributed
+from lrtool.errors import usage_error
+from lrtool.jobs.common import LoadedConfig, Progress, check_png, prepare, run_folder
+
+if TYPE_CHECKING:
+    from lrtool.build import Setup
+    from lrtool.finder import RangeTestResult
+
+RANGE_TEST_FILE = "range_test.csv"
+FIRST_SWEEP_FILE = "range_test_first_sweep.csv"
+VERIFY_FILE = "verify.csv"
+SUMMARY_FILE = "summary.json"
+FILES = [RANGE_TEST_FILE, FIRST_SWEEP_FILE, VERIFY_FILE, SUMMARY_FILE]
+# smoothed_loss: the debiased EMA, the divergence monitor; lagfree_loss: the centred smoothing
+# the suggestion rules read (and the plot draws).
+RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
+VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept", "rung"]
+SEARCH_VAL_BATCHES = 8  # the validation batches a search candidate is scored on
+SMOKE_STEPS = 60  # --smoke: a short sweep unless --steps says otherwise
+
+
+@dataclass(frozen=True)
+class FindFlags:
+    """``lrtool find``'s overrides of the config's ``find`` section (None: the config's)."""
+
+    start_lr: float | None = None
+    end_lr: float | None = None
+    steps: int | None = None
+    mode: str | None = None
+    repeats: int | None = None
+    refine: bool | None = None
+    budget: float | None = None
+    verify: bool | None = None
+    verify_steps: int | None = None
+    monitor: str | None = None
+    val_batches: int | None = None
+
+
+@dataclass(frozen=True)
+class FindOutputs:
+    """Where the results go (rank 0 only under torchrun)."""
+
+    out: Path | None = None
+    force: bool = False
+    png: Path | None = None
+    smoke: bool = False
+    expect_lr: str | None = None
+
+
+@dataclass
+class FindOutcome:
+    """What ``lrtool find`` produced: the result, the summary written, and where."""
+
+    result: RangeTestResult
+    summary: dict[str, Any]
+    folder: Path | None  # None on the ranks other than 0 under torchrun
+    interrupted: bool = False
+    smoke: tuple[bool, str] | None = None  # (passed, verdict line) with --smoke
+    files: list[Path] = field(default_factory=list)
+
+
+def configure(loaded: LoadedConfig, flags: FindFlags, smoke: bool = False) -> LoadedConfig:
+    """The config with the flags applied (one validation pass). ``--smoke`` keeps the sweep
+    short and turns the search off unless the flags ask for them."""
+    values = asdict(flags)
+    if smoke:
+        if values["steps"] is None:
+            values["steps"] = min(loaded.config.find.steps, SMOKE_STEPS)
+        if values["verify"] is None:
+            values["verify"] = False
+    configured = loaded.with_values("find", values)
+    find = configured.config.find
+    if find.monitor == "val" and configured.config.data.val_fraction == 0:
+        raise usage_error("find.monitor: val needs validation data (set data.val_fraction > 0)")
+    return configured
+
+
+def run(
+    loaded: LoadedConfig,
+    flags: FindFlags,
+    outputs: FindOutputs,
+    backend: str = "auto",
+    progress: Progress | None = None,
+) -> FindOutcome:
+    """Run ``lrtool find`` and write its result files (see the module doc)."""
+    from lrtool import outputs as files
+    from lrtool.smoke import parse_expected_range
+
+    distributed.check_backend(backend)
+    expected = parse_expected_range(outputs.expect_lr) if outputs.expect_lr is not None else None
+    if expected is not None and not outputs.smoke:
+        raise usage_error("--expect-lr: only used with --smoke")
+    loaded = configure(loaded, flags, outputs.smoke)
+    if not distributed.is_main_rank():  # under torchrun: train in step with rank 0
+        result, interrupted = _range_test_or_partial(loaded, backend, None)
+        return FindOutcome(result, {}, None, interrupted)
+    check_png(outputs.png, outputs.force)
+    target = run_folder(outputs.out, loaded.name, "find")
+    with files.claimed_folder(target, FILES, outputs.force) as folder:
+        result, interrupted = _range_test_or_partial(loaded, backend, progress)
+        outcome = FindOutcome(result, summary(result, loaded, folder), folder, interrupted)
+        if outputs.smoke:
+            from lrtool.smoke import smoke_verdict
+
+            outcome.smoke = smoke_verdict(result, expected)
+            outcome.summary["smoke"] = {"ok": outcome.smoke[0], "verdict": outcome.smoke[1]}
+        outcome.files = write(outcome, folder, outputs.force, outputs.png)
+    return outcome
+
+
+def _range_test_or_partial(
+    loaded: LoadedConfig, backend: str, progress: Progress | None
+) -> tuple[RangeTestResult, bool]:
+    from lrtool.finder import RangeTestInterrupted
+
+    try:
+        return find(loaded, backend, progress), False
+    except RangeTestInterrupted as stop:
+        return stop.result, True
+
+
+def find(loaded: LoadedConfig, backend: str = "auto", progress: Progress | None = None):  # type: ignore[no-untyped-def]
+    """The range test a config describes: one sweep, or ``find.repeats`` sweeps merged into
+    a median curve, then the budgeted search when ``find.budget`` (or ``verify``) asks."""
+    setup = prepare(loaded, backend)
+    if loaded.config.find.repeats == 1:
+        result = range_test(setup, progress)
+    else:
+        result = repeated_range_test(setup, loaded.config.find.repeats, progress)
+    budget = search_budget(loaded.config)
+    if budget > 0 and result.lrs:
+        search_suggestion(setup, result, budget)
+    return result
+
+
+def range_test(
+    setup: Setup, progress: Progress | None = None, order_seed: int | None = None
+) -> RangeTestResult:
+    """One range test with the config's ``find`` and ``loop`` settings (``order_seed``
+    varies the data order)."""
+    from lrtool.data import TensorBatches
+    from lrtool.finder import find_lr
+
+    config = setup.config
+    f = config.find
+    batches = setup.fresh_train_batches()
+    if order_seed is not None and isinstance(batches, TensorBatches):
+        batches.seed = order_seed
+    options = config.loop.options()
+    return find_lr(
+        setup.model,
+        setup.optimizer,
+        batches,
+        setup.loss_fn,
+        start_lr=f.start_lr,
+        end_lr=f.end_lr,
+        steps=f.steps,
+        mode=f.mode,
+        smoothing=f.smoothing,
+        diverge_threshold=f.diverge_threshold,
+        refine=f.refine,
+        accumulation_steps=options.accumulation_steps,
+        grad_clip=options.grad_clip,
+        amp=options.amp,
+        device=setup.device,
+        val_loader=setup.data.val if f.monitor == "val" else None,
+        val_batches=f.val_batches,
+        monitor=f.monitor,
+        progress=progress,
+    )
+
+
+def repeated_range_test(
+    setup: Setup, repeats: int, progress: Progress | None = None
+) -> RangeTestResult:
+    """K sweeps from the same weights with different data orders, merged step by step
+    (:func:`lrtool.finder.merge_sweeps`)."""
+    from lrtool.finder import RangeTestInterrupted, merge_sweeps
+
+    runs: list[RangeTestResult] = []
+    for k in range(repeats):
+        try:
+            runs.append(range_test(setup, progress, order_seed=setup.config.seed + 1000 * (k + 1)))
+        except RangeTestInterrupted as stop:
+            runs.append(stop.result)
+            merged = merge_sweeps(runs)
+            merged.interrupted = True
+            raise RangeTestInterrupted(merged) from None
+    return merge_sweeps(runs)
+
+
+def search_budget(config: Any) -> float:
+    """``find.budget``, with ``find.verify: false`` forcing 0 and ``true`` at least 1."""
+    from lrtool.search import DEFAULT_BUDGET
+
+    budget = DEFAULT_BUDGET if config.find.budget is None else config.find.budget
+    if config.find.verify is False:
+        return 0.0
+    if config.find.verify is True:
+        return max(budget, 1.0)
+    return budget
+
+
+def search_suggestion(setup: Setup, result: RangeTestResult, budget: float) -> None:
+    """The budgeted search: constant-LR trainings seeded by the curve, at most ``budget``
+    times ``find.verify_steps`` (default ``train.steps``) steps, scored on the validation
+    batches when the data has them; its LRs become the answer."""
+    from lrtool.verify import search_after_sweep
+
+    config = setup.config
+    search_after_sweep(
+        result, setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
+        budget, config.find.verify_steps or config.train.steps,
+        val_loader=setup.data.val, val_batches=SEARCH_VAL_BATCHES, device=setup.device,
+        options=config.loop.options(),
+    )  # fmt: skip
+
+
+def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict[str, Any]:
+    """What ``summary.json`` of ``lrtool find`` holds."""
+    from lrtool.outputs import versions
+
+    rec = result.recommendation
+    checked = result.verification
+    return {
+        "command": "find",
+        "config": loaded.source,
+        "lr": result.lr,
+        "onecycle_max_lr": result.onecycle_max_lr,
+        "rule": rec.rule if rec else None,
+        "optimizer_group": result.optimizer_group,
+        "reason": rec.reason if rec else None,
+        "confidence": rec.confidence if rec else "none",
+        "spread_decades": rec.spread_decades if rec else None,
+        "warnings": rec.warnings if rec else [],
+        "suggestions": result.suggestions,
+        "repeat_lrs": result.repeat_lrs,
+        "stop_reason": result.stop_reason,
+        "interrupted": result.interrupted,
+        "steps_run": result.steps_run,
+        "steps_requested": result.steps_requested,
+        "steps_total": result.steps_total + (checked.steps_spent if checked else 0),
+        "discarded_steps": result.discarded_steps,
+        "refine_note": result.refined_because or None,
+        "refined": None
+        if result.coarse is None
+        else {
+            "because": result.refined_because,
+            "first_sweep": [result.coarse.start_lr, result.coarse.end_lr],
+            "first_sweep_steps": result.coarse.steps_run,
+            "first_sweep_stop_reason": result.coarse.stop_reason,
+        },
+        "verify": None
+        if checked is None
+        else {
+            "because": checked.because,
+            "candidates": checked.rows(),
+            "steps_spent": checked.steps_spent,
+            "monitor": checked.monitor,
+            "budget": checked.budget,
+            "target_steps": checked.target_steps,
+            "budget_spent": None
+            if not checked.target_steps
+            else round(checked.steps_spent / checked.target_steps, 4),
+        },
+        "start_lr": result.start_lr,
+        "end_lr": result.end_lr,
+        "mode": result.mode,
+        "monitor": result.monitor,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "config_echo": loaded.config.model_dump(mode="json"),
+        "versions": versions(),
+        "distributed": distributed.describe(loaded.config.data.batch_size),
+        "output_folder": str(folder),
+    }
+
+
+def write(outcome: FindOutcome, folder: Path, force: bool, png: Path | None) -> list[Path]:
+    """The result files: the curve(s), the search's candidates, the summary, the PNG."""
+    from lrtool import outputs as files
+
+    result = outcome.result
+    written = [files.write_csv(folder / RANGE_TEST_FILE, RANGE_TEST_COLUMNS, result.rows())]
+    if result.coarse is not None:
+        rows = result.coarse.rows()
+        written.append(files.write_csv(folder / FIRST_SWEEP_FILE, RANGE_TEST_COLUMNS, rows))
+    if result.verification is not None:
+        rows = result.verification.rows()
+        written.append(files.write_csv(folder / VERIFY_FILE, VERIFY_COLUMNS, rows))
+    written.append(files.write_json(folder / SUMMARY_FILE, outcome.summary))
+    if png is not None and result.steps_run >= 2:
+        from lrtool.png import write_png
+
+        written.append(write_png("range_test", png, force, result=result))
+    return written

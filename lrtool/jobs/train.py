@@ -1,0 +1,279 @@
+"""``lrtool train``: one schedule for a budget of steps, with its evaluations.
+
+The LR plan (:class:`LrPlan`) says where the run's LR comes from; :func:`schedule_params`
+applies it. ``train.csv`` (every step), ``eval.csv`` (every evaluation) and ``summary.json``
+are written, partial and marked interrupted on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrtool import distributed
+from lrtool.errors import LrtoolError, usage_error
+from lrtool.jobs.common import (
+    LoadedConfig,
+    Progress,
+    check_png,
+    common_summary,
+    prepare,
+    run_folder,
+    with_train_steps,
+)
+
+if TYPE_CHECKING:
+    from lrtool.finder import RangeTestResult
+    from lrtool.trainer import TrainResult
+
+TRAIN_FILE = "train.csv"
+EVAL_FILE = "eval.csv"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class LrPlan:
+    """Where a run's LR comes from, first match wins: an explicit value (``--lr``, or one of
+    ``--lrs``), the range test (``--lr-from-find``), the schedule's own parameters (config
+    or ``--set``), and ``optimizer.lr``."""
+
+    explicit: float | None = None
+    explicit_source: str = "--lr"
+    from_find: bool = False
+
+    def __post_init__(self) -> None:
+        if self.explicit is not None and not self.explicit > 0:
+            raise usage_error(f"{self.explicit_source}: must be > 0, got {self.explicit}")
+
+    @property
+    def needs_range_test(self) -> bool:
+        return self.from_find and self.explicit is None
+
+
+def schedule_params(
+    name: str,
+    params: dict[str, Any],
+    steps: int,
+    plan: LrPlan,
+    found: RangeTestResult | None,
+    fallback_lr: float,
+) -> tuple[dict[str, Any], str]:
+    """The parameters a run's schedule gets (the given ones, the run length, the LR of the
+    plan) and where the LR came from: ``--lr``/``--lrs``, ``range test``, ``config`` or
+    ``optimizer.lr``. The range test gives its 1cycle peak to schedules whose LR is a peak."""
+    from lrtool.schedules import get_spec
+
+    spec = get_spec(name)
+    out = dict(params)
+    out.setdefault("total_steps", steps)
+    if plan.explicit is not None:
+        out[spec.lr_param] = plan.explicit
+        return out, plan.explicit_source
+    if found is not None:
+        chosen = getattr(found, spec.suggestion_key)
+        if chosen is None:
+            warning = found.recommendation.warnings[0] if found.recommendation else ""
+            reason = warning.removeprefix("no suggestion: ")
+            raise LrtoolError(
+                f"--lr-from-find: the range test gave no suggestion ({reason}); "
+                f"widen find.start_lr/find.end_lr or pass --lr"
+            )
+        out[spec.lr_param] = chosen
+        return out, "range test"
+    if spec.has_lr(out):
+        return out, "config"
+    out[spec.lr_param] = fallback_lr
+    return out, "optimizer.lr"
+
+
+@dataclass(frozen=True)
+class TrainFlags:
+    """``lrtool train``'s choices beyond the config (None: the config's)."""
+
+    schedule: str | None = None
+    sets: list[str] = field(default_factory=list)
+    steps: int | None = None
+    lr: LrPlan = field(default_factory=LrPlan)
+    target: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    out: Path | None = None
+    force: bool = False
+    png: Path | None = None
+
+
+@dataclass
+class TrainOutcome:
+    """What ``lrtool train`` produced."""
+
+    result: TrainResult
+    summary: dict[str, Any]
+    folder: Path | None  # None on the ranks other than 0 under torchrun
+    interrupted: bool = False
+    found: RangeTestResult | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.result.stop_reason.startswith("non-finite")
+
+
+def check_validation_data(names: list[str], loaded: LoadedConfig) -> None:
+    """Schedules fed a validation metric (plateau) need a validation split: said up front."""
+    from lrtool.schedules import get_spec
+
+    if loaded.config.data.val_fraction == 0:
+        for name in names:
+            if get_spec(name).stateful:
+                raise usage_error(f"{name} needs validation data: set data.val_fraction > 0")
+
+
+def check_target(target: float | None) -> None:
+    if target is not None and not target > 0:
+        raise usage_error(f"--target: must be a positive val loss, got {target}")
+
+
+def run(
+    loaded: LoadedConfig,
+    flags: TrainFlags,
+    outputs: TrainOutputs,
+    backend: str = "auto",
+    progress: Progress | None = None,
+    phase: Any = None,
+) -> TrainOutcome:
+    """Run ``lrtool train`` and write its result files (see the module doc). ``phase(label)``
+    is told when training starts after a range test."""
+    from lrtool import outputs as files
+    from lrtool.schedules import build_schedule, get_spec, parse_sets
+    from lrtool.trainer import EVAL_COLUMNS, TRAIN_COLUMNS
+
+    distributed.check_backend(backend)
+    loaded = with_train_steps(loaded, flags.steps)
+    check_target(flags.target)
+    config = loaded.config
+    name = flags.schedule or config.train.schedule.name
+    get_spec(name)
+    check_validation_data([name], loaded)
+    params = dict(config.train.schedule.params()) if flags.schedule is None else {}
+    params.update(parse_sets(flags.sets))
+    main = distributed.is_main_rank()
+    if main:
+        check_png(outputs.png, outputs.force)
+    claim = (
+        files.claimed_folder(
+            run_folder(outputs.out, loaded.name, "train"),
+            [TRAIN_FILE, EVAL_FILE, SUMMARY_FILE],
+            outputs.force,
+        )
+        if main
+        else _no_folder()
+    )
+    with claim as folder:
+        found = None
+        if flags.lr.needs_range_test:
+            from lrtool.jobs.find import find
+
+            found = find(loaded, backend, progress if main else None)
+        full, source = schedule_params(
+            name, params, config.train.steps, flags.lr, found, config.optimizer.lr
+        )
+        build_schedule(name, full)  # validate before training
+        if phase is not None:
+            phase("training")
+        result, interrupted = _train_or_partial(
+            loaded, name, full, progress if main else None, backend
+        )
+        outcome = TrainOutcome(result, {}, folder, interrupted, found)
+        if folder is None:
+            return outcome
+        target = flags.target if flags.target is not None else config.train.target
+        outcome.summary = {
+            "command": "train",
+            "config": loaded.source,
+            "schedule": name,
+            "params": full,
+            "lr_source": source,
+            "steps_run": len(result.steps),
+            "steps_requested": result.steps_requested,
+            "stop_reason": result.stop_reason,
+            "interrupted": interrupted,
+            "final_val_loss": result.final_val_loss,
+            "best_val_loss": result.best_val_loss,
+            "final_accuracy": result.final_accuracy,
+            "wall_s": round(result.wall_s, 3),
+            "distributed": distributed.describe(config.data.batch_size),
+            **common_summary(loaded, folder),
+        }
+        if target is not None:
+            outcome.summary["target_val_loss"] = target
+            outcome.summary["steps_to_target"] = result.steps_to(target)
+        if found is not None:
+            outcome.summary["range_test"] = {
+                "lr": found.lr,
+                "onecycle_max_lr": found.onecycle_max_lr,
+                "used": get_spec(name).suggestion_key,
+            }
+        files.write_csv(folder / TRAIN_FILE, TRAIN_COLUMNS, result.step_rows())
+        files.write_csv(folder / EVAL_FILE, EVAL_COLUMNS, result.evals)
+        files.write_json(folder / SUMMARY_FILE, outcome.summary)
+        if outputs.png is not None and result.steps:
+            from lrtool.png import write_png
+
+            write_png("train", outputs.png, outputs.force, result=result)
+    return outcome
+
+
+class _no_folder:  # noqa: N801 (used like the claimed_folder context manager)
+    """The folder 'claim' of a rank other than 0 under torchrun: no folder."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _train_or_partial(
+    loaded: LoadedConfig, name: str, params: dict[str, Any], progress: Progress | None, backend: str
+) -> tuple[TrainResult, bool]:
+    from lrtool.trainer import TrainInterrupted
+
+    try:
+        return train_schedule(loaded, name, params, progress, backend=backend), False
+    except TrainInterrupted as stop:
+        return stop.result, True
+
+
+def train_schedule(
+    loaded: LoadedConfig,
+    name: str,
+    params: dict[str, Any],
+    progress: Progress | None = None,
+    label: str | None = None,
+    backend: str = "auto",
+) -> TrainResult:
+    """Build the config's setup and train one schedule (``params`` already complete), with
+    the config's ``train`` and ``loop`` settings."""
+    from lrtool.schedules import build_schedule
+    from lrtool.trainer import train
+
+    config = loaded.config
+    schedule = build_schedule(name, params)
+    setup = prepare(loaded, backend)
+    return train(
+        setup.model,
+        setup.optimizer,
+        setup.fresh_train_batches(),
+        setup.loss_fn,
+        schedule,
+        config.train.steps,
+        val_batches=setup.data.val,
+        eval_every=config.train.eval_every,
+        classification=setup.data.task == "classification",
+        device=setup.device,
+        label=label or name,
+        progress=progress,
+        options=config.loop.options(),
+    )

@@ -1,0 +1,221 @@
+"""What each command prints: a job's outcome rendered on the terminal.
+
+The building blocks (tables, plots) are in :mod:`lrtool.report`; these functions put them
+together for one command and print them on a rich console. No torch here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lrtool import report
+
+
+def stdout_console() -> Console:
+    """Standard output: the terminal's width, or 100 columns when piped."""
+    return Console(width=None if sys.stdout.isatty() else 100, highlight=False)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, shown only on a terminal and when not quiet."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.label = label
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> ProgressBar:
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=None, info="")
+        return self
+
+    def __call__(self, step: int, total: int, lr: float, loss: float) -> None:
+        if self.progress is not None:
+            self.progress.update(
+                self.task, completed=step + 1, total=total, info=f"lr {lr:.2e} loss {loss:.4f}"
+            )
+
+    def relabel(self, label: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=label, completed=0)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _plot(out: Console, text: str) -> None:
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def distributed_line(out: Console, summary: dict[str, Any]) -> None:
+    info = summary.get("distributed")
+    if info:
+        out.print(
+            f"distributed: {info['world_size']} ranks ({info['backend']}), global batch "
+            f"{info['global_batch']} = {info['world_size']} x {info['per_rank_batch']}; "
+            f"the loss is the mean over ranks",
+            markup=False,
+        )
+
+
+def find(out: Console, result: Any, folder: Path, quiet: bool, no_plot: bool, color: bool) -> None:
+    """``lrtool find``: the curve, every rule, the plot, the stop, and the suggestion."""
+    from lrtool.suggest import RULES
+
+    rec = result.recommendation
+    if not quiet:
+        curve = result.lagfree
+        out.print(report.curve_table(result.lrs, result.losses, result.smoothed, curve))
+        notes = {name: info.note for name, info in RULES.items()}
+        out.print(report.suggestions_table(result.suggestions, notes, "lrtool"))
+        if not no_plot:
+            marks = {"lr": result.lr, "1cycle": result.onecycle_max_lr}
+            log_x = result.mode == "exp"
+            plot = report.range_test_plot(
+                result.lrs, result.losses, curve, marks, log_x=log_x, color=color
+            )
+            _plot(out, plot)
+        out.print(f"stop: {result.stop_reason} ({result.steps_run}/{result.steps_requested} steps)")
+        if result.coarse is not None:
+            first = result.coarse
+            out.print(
+                f"refined: the first sweep ({first.start_lr:.2g}..{first.end_lr:.2g}, "
+                f"{first.steps_run} steps; {first.stop_reason}) was too weak to read: "
+                f"{result.refined_because}; this curve is a second sweep over "
+                f"{result.start_lr:.3g}..{result.end_lr:.3g} ({result.steps_total} steps in all)",
+                markup=False,
+            )
+        elif result.refined_because:
+            out.print(f"refine: {result.refined_because}", markup=False)
+        if result.verification is not None:
+            out.print(report.verify_table(result.verification))
+        for warning in rec.warnings if rec else []:
+            out.print(f"warning: {warning}", markup=False)
+    if result.lr is None:
+        out.print("no suggestion: see the warning above; results in " + str(folder), markup=False)
+        return
+    spread = (
+        f" (rules within {rec.spread_decades:.2f} decades)"
+        if rec.spread_decades is not None
+        else ""
+    )
+    out.print(
+        f"suggested lr: {result.lr:.3g} (constant)   onecycle max_lr: {result.onecycle_max_lr:.3g}"
+        f"   confidence: {rec.confidence}{spread}",
+        markup=False,
+    )
+    if not quiet:
+        out.print(f"why ({rec.rule}): {rec.reason}", markup=False)
+        out.print(f"results: {folder}/range_test.csv, {folder}/summary.json", markup=False)
+
+
+def train(
+    out: Console, err: Console, result: Any, summary: dict, quiet: bool, no_plot: bool, color: bool
+) -> None:
+    """``lrtool train``: the evaluations, the loss and LR plot, and the final line."""
+    if not quiet:
+        found = summary.get("range_test")
+        if found:
+            key = found["used"]
+            out.print(f"LR from the range test ({key}): {report.fmt_lr(found[key])}", markup=False)
+        out.print(report.eval_table(result.evals))
+        if not no_plot and len(result.steps) > 1:
+            plot = report.train_plot(
+                result.steps,
+                result.smoothed_train_losses(),
+                [e["step"] for e in result.evals],
+                [e["val_loss"] for e in result.evals],
+                result.lrs,
+                color=color,
+            )
+            _plot(out, plot)
+    if result.stop_reason != "completed":
+        err.print(f"stopped: {result.stop_reason}", markup=False)
+    acc = summary["final_accuracy"]
+    reached = ""
+    if "steps_to_target" in summary:
+        steps = summary["steps_to_target"]
+        target = report.fmt_loss(summary["target_val_loss"])
+        reached = f", target {target} " + (f"at step {steps}" if steps else "not reached")
+    out.print(
+        f"{summary['schedule']}: final val loss {report.fmt_loss(summary['final_val_loss'])}, "
+        f"best {report.fmt_loss(summary['best_val_loss'])}"
+        + (f", accuracy {acc:.3f}" if acc is not None else "")
+        + reached
+        + f" after {summary['steps_run']} steps; results in {summary['output_folder']}",
+        markup=False,
+    )
+
+
+def compare(out: Console, outcome: Any, quiet: bool, no_plot: bool, color: bool) -> None:
+    """``lrtool compare``: the table, the val-loss and LR overlays, and the winner."""
+    summary = outcome.summary
+    one = outcome.one_schedule
+    label = "same LR per schedule" if one is None else f"{one} at several LRs"
+    out.print(report.compare_table(outcome.rows, summary["target_val_loss"], label))
+    if not (quiet or no_plot):
+        results = outcome.results
+        val = {
+            r.label: ([e["step"] for e in r.evals], [e["val_loss"] for e in r.evals])
+            for r in results
+        }
+        _plot(out, report.overlay_plot(val, "Validation loss", "val loss", color=color))
+        lrs = {r.label: (r.steps, r.lrs) for r in results}
+        _plot(out, report.overlay_plot(lrs, "Learning rate", "lr", log_y=True, color=color))
+    out.print(
+        f"winner: {summary['winner'] or 'none reached the target'}; results in {outcome.folder}",
+        markup=False,
+    )
+
+
+def schedules(out: Console, name: str | None) -> None:
+    """``lrtool schedules [NAME]``: every schedule, or one in detail with an example."""
+    from lrtool.jobs.plot import example_params
+    from lrtool.schedules import SCHEDULES, build_schedule, get_spec, sample_steps
+
+    if name is None:
+        out.print(report.schedules_table(list(SCHEDULES.values())))
+        out.print("Any schedule also takes warmup_steps and warmup_start_lr (a linear warm-up).")
+        out.print("Details: lrtool schedules NAME   Plot: lrtool plot --schedule NAME")
+        return
+    spec = get_spec(name)
+    out.print(report.schedule_detail_table(spec))
+    if spec.description:
+        out.print(spec.description, markup=False)
+    example = example_params(spec, 100)
+    sched = build_schedule(spec.name, example)
+    values = ", ".join(f"t={t}: {sched(t):.4g}" for t in sample_steps(100, 6))
+    out.print(f"example {example}: {values}", markup=False)
+
+
+def plot(out: Console, outcome: Any, log_y: bool, width: int, color: bool) -> None:
+    """``lrtool plot``: the notes, the curves, each schedule's key points, what was written."""
+    view = outcome.view
+    for note in view.notes:
+        out.print(note, markup=False)
+    _plot(out, report.schedule_plot(view.curves, log_y=log_y, width=width, color=color))
+    for label, (xs, ys, _) in view.curves.items():
+        out.print(report.key_points_table(label, xs, ys, outcome.steps))
+    for path in outcome.written:
+        out.print(f"wrote {path}", markup=False)

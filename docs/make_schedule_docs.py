@@ -83,8 +83,8 @@ def render_page() -> str:
 
 def write_pictures() -> list[Path]:
     """One PNG per schedule, drawn as ``lrtool plot --schedule NAME --png`` draws it."""
-    from lrtool.png import write_png
     from lrtool.jobs.plot import curves_for
+    from lrtool.png import write_png
     from lrtool.schedules import SCHEDULES
 
     IMAGES.mkdir(exist_ok=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lrtool import outputs as res
-from lrtool.jobs.find import RANGE_TEST_COLUMNS
 from lrtool.errors import LrtoolError
+from lrtool.jobs.find import RANGE_TEST_COLUMNS
 from tests.conftest import TINY, interrupt_run, invoke, write_config
 
 # A model whose loss turns NaN (or Inf) after a given number of forward passes in training mode.

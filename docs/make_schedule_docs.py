@@ -73,7 +73,7 @@ def render_page() -> str:
             )
         if spec.derived:
             derived = ", ".join(f"`{name}`" for name in spec.derived)
-            parts.append(f"\nDerived from `T` when unset: {derived}.\n")
+            parts.append(f"\nDerived when unset (from `T` or the other parameters): {derived}.\n")
         parts.append(
             f"\n![{spec.name}](img/schedule-{spec.name}.png)\n\n"
             f"In the terminal: `lrtool plot --schedule {spec.name}`\n"

@@ -287,6 +287,7 @@ def find_lr(
         assert target_steps is not None
         search_after_sweep(
             result, model, optimizer, train_loader, loss_fn, budget, target_steps,
+            search_span(result),
             val_loader=val_loader, val_batches=val_batches, step_fn=step_fn, options=options,
             device=device,
         )  # fmt: skip

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-from lrtool.schedules import Schedule, _check, _decay_factor, _non_negative
+from lrtool.schedule_base import Schedule, check, decay_factor, non_negative
 
 
 @dataclass
@@ -104,10 +105,10 @@ def plateau(
     factor: float = 0.1,
     patience: int = 10,
     threshold: float = 1e-4,
-    threshold_mode: str = "rel",
+    threshold_mode: Literal["rel", "abs"] = "rel",
     cooldown: int = 0,
     min_lr: float = 0.0,
-    mode: str = "min",
+    mode: Literal["min", "max"] = "min",
     eps: float = 1e-8,
     total_steps: int | None = None,
 ) -> PlateauSchedule:
@@ -121,15 +122,15 @@ def plateau(
     (1.0, 0.1)
     """
     name = "plateau"
-    _non_negative(name, "lr", lr)
-    _decay_factor(name, "factor", factor)
-    _check(patience >= 0, name, f"patience must be >= 0, got patience={patience!r}")
-    _non_negative(name, "threshold", threshold)
-    _check(threshold_mode in ("rel", "abs"), name, "threshold_mode must be rel or abs")
-    _check(cooldown >= 0, name, f"cooldown must be >= 0, got cooldown={cooldown!r}")
-    _non_negative(name, "min_lr", min_lr)
-    _check(mode in ("min", "max"), name, "mode must be min or max")
-    _non_negative(name, "eps", eps)
+    non_negative(name, "lr", lr)
+    decay_factor(name, "factor", factor)
+    check(patience >= 0, name, f"patience must be >= 0, got patience={patience!r}")
+    non_negative(name, "threshold", threshold)
+    check(threshold_mode in ("rel", "abs"), name, "threshold_mode must be rel or abs")
+    check(cooldown >= 0, name, f"cooldown must be >= 0, got cooldown={cooldown!r}")
+    non_negative(name, "min_lr", min_lr)
+    check(mode in ("min", "max"), name, "mode must be min or max")
+    non_negative(name, "eps", eps)
     return PlateauSchedule(
         lr, factor, patience, threshold, threshold_mode, cooldown, min_lr, mode, eps, total_steps
     )

@@ -15,59 +15,22 @@ Any schedule can be prefixed by a linear warm-up with ``warmup_steps`` (and
 from __future__ import annotations
 
 import bisect
+import collections.abc
 import functools
 import inspect
 import math
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from lrtool.errors import closest, usage_error
-
-LrFn = Callable[[int], float]
-
-
-@dataclass
-class Schedule:
-    """A built schedule: call it with a step to get the LR; ``momentum(t)`` where it cycles one."""
-
-    name: str
-    lr_fn: LrFn
-    momentum_fn: LrFn | None = None
-    total_steps: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, t: int) -> float:
-        return self.lr_fn(t)
-
-    def momentum(self, t: int) -> float | None:
-        return None if self.momentum_fn is None else self.momentum_fn(t)
-
-    @property
-    def has_momentum(self) -> bool:
-        return self.momentum_fn is not None
-
-    @property
-    def stateful(self) -> bool:
-        return False
-
-
-def _check(condition: bool, schedule: str, message: str) -> None:
-    if not condition:
-        raise usage_error(f"schedule '{schedule}': {message}")
-
-
-def _positive(schedule: str, name: str, value: float) -> None:
-    _check(value > 0, schedule, f"{name} must be > 0, got {name}={value!r}")
-
-
-def _non_negative(schedule: str, name: str, value: float) -> None:
-    _check(value >= 0, schedule, f"{name} must be >= 0, got {name}={value!r}")
-
-
-def _decay_factor(schedule: str, name: str, value: float) -> None:
-    _check(0 < value < 1, schedule, f"{name} must be in (0, 1), got {name}={value!r}")
-
+from lrtool.plateau import plateau
+from lrtool.schedule_base import Schedule
+from lrtool.schedule_base import check as _check
+from lrtool.schedule_base import decay_factor as _decay_factor
+from lrtool.schedule_base import non_negative as _non_negative
+from lrtool.schedule_base import positive as _positive
 
 # --------------------------------------------------------------------------------------------
 # Factories. Each docstring holds the closed form, the defaults and the library it matches.
@@ -196,7 +159,7 @@ def onecycle(
     pct_start: float = 0.3,
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
-    anneal: str = "cos",
+    anneal: Literal["cos", "linear"] = "cos",
     three_phase: bool = False,
     cycle_momentum: bool = True,
     base_momentum: float = 0.85,
@@ -369,7 +332,7 @@ def cyclic(
     max_lr: float,
     step_size_up: int = 2000,
     step_size_down: int | None = None,
-    mode: str = "triangular",
+    mode: Literal["triangular", "triangular2", "exp_range"] = "triangular",
     gamma: float = 1.0,
     cycle_momentum: bool = True,
     base_momentum: float = 0.8,
@@ -426,7 +389,7 @@ def warmup_stable_decay(
     lr: float,
     total_steps: int,
     decay_steps: int | None = None,
-    decay: str = "cosine",
+    decay: Literal["cosine", "linear", "1-sqrt"] = "cosine",
     min_lr: float = 0.0,
 ) -> Schedule:
     """Warm-up (with ``warmup_steps``), a flat stretch at ``lr``, then a decay to ``min_lr``.
@@ -502,6 +465,9 @@ REQUIRED: Any = object()  # marks a parameter without a default
 
 @dataclass(frozen=True)
 class Param:
+    """One schedule parameter, read off the factory's signature (name, kind, default,
+    choices) plus the help text its declaration gives."""
+
     name: str
     kind: str  # float | int | bool | str | floats | ints
     default: Any = REQUIRED
@@ -520,21 +486,65 @@ class Param:
         return str(self.default)
 
 
+def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
+    """``(kind, choices)`` of a factory parameter's type hint."""
+    if get_origin(annotation) is Literal:
+        return "str", tuple(get_args(annotation))
+    if get_origin(annotation) in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return _kind(inner[0])
+    if get_origin(annotation) in (Sequence, list, tuple, collections.abc.Sequence):
+        (item,) = get_args(annotation)[:1]
+        return _kind(item)[0] + "s", ()
+    names = {float: "float", int: "int", bool: "bool", str: "str"}
+    if annotation not in names:
+        raise TypeError(f"no parameter kind for the type hint {annotation!r}")
+    return names[annotation], ()
+
+
+Derive = Callable[[int | None, dict[str, Any]], Any]
+
+
 @dataclass(frozen=True)
 class ScheduleSpec:
+    """One schedule's declaration: its factory, and what the signature cannot say.
+
+    Parameter names, kinds, defaults and choices (``Literal`` hints) come from the factory's
+    signature; ``help`` gives each parameter's one-line help (a test checks that the two
+    agree: every parameter has help, and every help names a parameter). ``derived`` fills an
+    unset parameter from the run length T and the other values (``None``: cannot), so every
+    schedule works with only an LR and a budget; a derived parameter shows ``-`` as its
+    default. ``with_total_steps`` adds an optional ``total_steps`` for factories that do not
+    take it (it is only used to derive defaults).
+    """
+
     name: str
     factory: Callable[..., Schedule]
-    params: tuple[Param, ...]
+    help: dict[str, str]
     formula: str
     matches: str
     lr_param: str = "lr"  # what --lr sets
-    # How an unset parameter is derived from total_steps (the run length), so that every
-    # schedule works with only an LR and a budget.
-    derived: dict[str, Callable[[int], Any]] = field(default_factory=dict)
-    stateful: bool = False
+    derived: dict[str, Derive] = field(default_factory=dict)
+    with_total_steps: bool = False
+    stateful: bool = False  # fed a validation metric after each evaluation (plateau)
     doc: str = ""  # overrides the factory's docstring where the factory is shared
     # Parameters that give the LR instead of lr_param (piecewise's absolute values).
     lr_alternatives: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def params(self) -> tuple[Param, ...]:
+        hints = get_type_hints(self.factory)
+        out = []
+        for p in inspect.signature(self.factory).parameters.values():
+            kind, choices = _kind(hints[p.name])
+            if p.name in self.derived:
+                default = None
+            else:
+                default = REQUIRED if p.default is inspect.Parameter.empty else p.default
+            out.append(Param(p.name, kind, default, self.help.get(p.name, ""), choices))
+        if self.with_total_steps:
+            out.append(Param("total_steps", "int", None, self.help.get("total_steps", "")))
+        return tuple(out)
 
     @property
     def param_names(self) -> list[str]:
@@ -551,12 +561,7 @@ class ScheduleSpec:
         """The factory's docstring up to its doctest examples: closed form, semantics, defaults."""
         if self.doc:
             return self.doc
-        factory = self.factory
-        if self.name == "plateau":
-            from lrtool.plateau import plateau
-
-            factory = plateau
-        text = inspect.cleandoc(factory.__doc__ or "")
+        text = inspect.cleandoc(self.factory.__doc__ or "")
         return text.split(">>>")[0].strip()
 
     @property
@@ -573,111 +578,92 @@ class ScheduleSpec:
         parameter is a peak (``max_lr``), else the constant LR."""
         return "onecycle_max_lr" if self.lr_param == "max_lr" else "lr"
 
+    def build(self, values: dict[str, Any]) -> Schedule:
+        """Call the factory with ``values`` (validated, defaults derived); unset optional
+        parameters take the factory's own defaults."""
+        kwargs = {k: v for k, v in values.items() if v is not None}
+        if self.with_total_steps:
+            total = kwargs.pop("total_steps", None)
+            built = self.factory(**kwargs)
+            built.total_steps = total
+            return built
+        return self.factory(**kwargs)
+
 
 WARMUP_PARAMS = {
     "warmup_steps": Param("warmup_steps", "int", 0, "linear warm-up steps before the schedule"),
     "warmup_start_lr": Param("warmup_start_lr", "float", 0.0, "LR at the first warm-up step"),
 }
 
-_LR = Param("lr", "float", REQUIRED, "base (starting) LR")
-_T = Param("total_steps", "int", REQUIRED, "length of the run in optimizer steps")
-_T_OPT = Param("total_steps", "int", None, "run length, used for the defaults marked '-'")
-
-
-def _plateau_factory(**kwargs: Any) -> Schedule:
-    """Reduce on plateau (see :func:`lrtool.plateau.plateau`)."""
-    from lrtool.plateau import plateau
-
-    return plateau(**kwargs)
-
-
-def _without_total(factory: Callable[..., Schedule]) -> Callable[..., Schedule]:
-    """Adapt a factory that does not take total_steps (it is only used for derived defaults)."""
-
-    @functools.wraps(factory)
-    def build(total_steps: int | None = None, **kwargs: Any) -> Schedule:
-        built = factory(**kwargs)
-        built.total_steps = total_steps
-        return built
-
-    return build
+LR_HELP = "base (starting) LR"
+T_HELP = "length of the run in optimizer steps"
+T_OPT_HELP = "run length, used for the defaults marked '-'"
 
 
 SCHEDULES: dict[str, ScheduleSpec] = {
     spec.name: spec
     for spec in [
-        ScheduleSpec("constant", _without_total(constant), (_LR, _T_OPT), "lr", "every library"),
+        ScheduleSpec(
+            "constant", constant, {"lr": LR_HELP, "total_steps": T_OPT_HELP}, "lr",
+            "every library", with_total_steps=True,
+        ),
         ScheduleSpec(
             "power",
-            _without_total(power),
-            (
-                _LR,
-                Param("s", "float", None, "steps until lr/2^c (default T/10)"),
-                Param("c", "float", 1.0, "power"),
-                _T_OPT,
-            ),
+            power,
+            {"lr": LR_HELP, "s": "steps until lr/2^c (default T/10)", "c": "power",
+             "total_steps": T_OPT_HELP},
             "lr / (1 + t/s)^c",
             "Keras InverseTimeDecay (c=1), HF inverse_sqrt (c=0.5)",
-            derived={"s": lambda T: max(1.0, T / 10)},
+            derived={"s": lambda T, v: None if T is None else max(1.0, T / 10)},
+            with_total_steps=True,
         ),
         ScheduleSpec(
             "exponential",
-            _without_total(exponential),
-            (
-                _LR,
-                Param("s", "float", None, "steps per factor `base` (default T/2)"),
-                Param("base", "float", 0.1, "factor per s steps"),
-                Param("staircase", "bool", False, "floor(t/s)"),
-                _T_OPT,
-            ),
+            exponential,
+            {"lr": LR_HELP, "s": "steps per factor `base` (default T/2)",
+             "base": "factor per s steps", "staircase": "floor(t/s)", "total_steps": T_OPT_HELP},
             "lr * base^(t/s)",
             "Keras ExponentialDecay, torch ExponentialLR(gamma=base^(1/s))",
-            derived={"s": lambda T: max(1.0, T / 2)},
+            derived={"s": lambda T, v: None if T is None else max(1.0, T / 2)},
+            with_total_steps=True,
         ),
         ScheduleSpec(
             "step",
-            _without_total(step),
-            (
-                _LR,
-                Param("step_size", "int", None, "steps between cuts (default T/3)"),
-                Param("factor", "float", 0.1, "multiplier at each cut"),
-                _T_OPT,
-            ),
+            step,
+            {"lr": LR_HELP, "step_size": "steps between cuts (default T/3)",
+             "factor": "multiplier at each cut", "total_steps": T_OPT_HELP},
             "lr * factor^floor(t/step_size)",
             "torch StepLR",
-            derived={"step_size": lambda T: max(1, T // 3)},
+            derived={"step_size": lambda T, v: None if T is None else max(1, T // 3)},
+            with_total_steps=True,
         ),
         ScheduleSpec(
             "piecewise",
-            _without_total(piecewise),
-            (
-                Param("lr", "float", None, "base LR (with milestones)"),
-                Param("boundaries", "ints", None, "steps where the LR changes (with values)"),
-                Param("values", "floats", None, "absolute LRs, one more than boundaries"),
-                Param("milestones", "ints", None, "steps where lr is cut (default 50%, 75% of T)"),
-                Param("factor", "float", 0.1, "multiplier at each milestone"),
-                _T_OPT,
-            ),
+            piecewise,
+            {"lr": "base LR (with milestones)",
+             "boundaries": "steps where the LR changes (with values)",
+             "values": "absolute LRs, one more than boundaries",
+             "milestones": "steps where lr is cut (default 50%, 75% of T)",
+             "factor": "multiplier at each milestone", "total_steps": T_OPT_HELP},
             "values[i] for b[i-1] < t <= b[i]  |  lr * factor^#(milestones <= t)",
             "Keras PiecewiseConstantDecay, torch MultiStepLR",
-            derived={"milestones": lambda T: [max(1, T // 2), max(2, 3 * T // 4)]},
+            derived={
+                "milestones": lambda T, v: None
+                if T is None or v.get("boundaries") is not None
+                else [max(1, T // 2), max(2, 3 * T // 4)]
+            },
+            with_total_steps=True,
             lr_alternatives=("values",),
         ),
         ScheduleSpec(
             "plateau",
-            _plateau_factory,
-            (
-                _LR,
-                Param("factor", "float", 0.1, "multiplier at each cut"),
-                Param("patience", "int", 10, "bad evaluations tolerated before a cut"),
-                Param("threshold", "float", 1e-4, "smallest change that counts as better"),
-                Param("threshold_mode", "str", "rel", "rel or abs", ("rel", "abs")),
-                Param("cooldown", "int", 0, "evaluations to wait after a cut"),
-                Param("min_lr", "float", 0.0, "lower bound"),
-                Param("mode", "str", "min", "min or max", ("min", "max")),
-                Param("eps", "float", 1e-8, "smallest cut that is applied"),
-                _T_OPT,
-            ),
+            plateau,
+            {"lr": LR_HELP, "factor": "multiplier at each cut",
+             "patience": "bad evaluations tolerated before a cut",
+             "threshold": "smallest change that counts as better",
+             "threshold_mode": "rel or abs", "cooldown": "evaluations to wait after a cut",
+             "min_lr": "lower bound", "mode": "min or max", "eps": "smallest cut that is applied",
+             "total_steps": T_OPT_HELP},
             "lr * factor^(cuts), a cut after patience+1 evaluations without improvement",
             "torch ReduceLROnPlateau",
             stateful=True,
@@ -685,18 +671,13 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "onecycle",
             onecycle,
-            (
-                Param("max_lr", "float", REQUIRED, "peak LR"),
-                _T,
-                Param("pct_start", "float", 0.3, "share of steps spent warming up"),
-                Param("div_factor", "float", 25.0, "start = max_lr / div_factor"),
-                Param("final_div_factor", "float", 1e4, "end = start / final_div_factor"),
-                Param("anneal", "str", "cos", "cos or linear", ("cos", "linear")),
-                Param("three_phase", "bool", False, "Smith's symmetric cycle + annihilation"),
-                Param("cycle_momentum", "bool", True, "cycle momentum (beta1) inversely"),
-                Param("base_momentum", "float", 0.85, "momentum at the LR peak"),
-                Param("max_momentum", "float", 0.95, "momentum at the ends"),
-            ),
+            {"max_lr": "peak LR", "total_steps": T_HELP,
+             "pct_start": "share of steps spent warming up",
+             "div_factor": "start = max_lr / div_factor",
+             "final_div_factor": "end = start / final_div_factor", "anneal": "cos or linear",
+             "three_phase": "Smith's symmetric cycle + annihilation",
+             "cycle_momentum": "cycle momentum (beta1) inversely",
+             "base_momentum": "momentum at the LR peak", "max_momentum": "momentum at the ends"},
             "max_lr/div -> max_lr -> max_lr/(div*final_div), momentum inverse",
             "torch OneCycleLR",
             lr_param="max_lr",
@@ -704,100 +685,70 @@ SCHEDULES: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "cosine",
             cosine,
-            (_LR, _T, Param("eta_min", "float", 0.0, "final LR")),
+            {"lr": LR_HELP, "total_steps": T_HELP, "eta_min": "final LR"},
             "eta_min + (lr - eta_min) * (1 + cos(pi*t/T)) / 2",
             "torch CosineAnnealingLR, Keras CosineDecay",
         ),
         ScheduleSpec(
             "cosine_restarts",
-            _without_total(cosine_restarts),
-            (
-                _LR,
-                Param("T_0", "int", None, "first period (default T/4)"),
-                Param("T_mult", "int", 1, "period growth factor"),
-                Param("eta_min", "float", 0.0, "LR at the end of each period"),
-                _T_OPT,
-            ),
+            cosine_restarts,
+            {"lr": LR_HELP, "T_0": "first period (default T/4)", "T_mult": "period growth factor",
+             "eta_min": "LR at the end of each period", "total_steps": T_OPT_HELP},
             "cosine over periods T_0, T_0*T_mult, ... restarting at lr",
             "torch CosineAnnealingWarmRestarts (SGDR)",
-            derived={"T_0": lambda T: max(1, T // 4)},
+            derived={"T_0": lambda T, v: None if T is None else max(1, T // 4)},
+            with_total_steps=True,
         ),
         ScheduleSpec(
             "polynomial",
             polynomial,
-            (
-                _LR,
-                _T,
-                Param("power", "float", 1.0, "exponent"),
-                Param("end_lr", "float", 0.0, "final LR"),
-            ),
+            {"lr": LR_HELP, "total_steps": T_HELP, "power": "exponent", "end_lr": "final LR"},
             "(lr - end_lr) * (1 - t/T)^power + end_lr",
             "torch PolynomialLR, Keras PolynomialDecay, optax",
         ),
         ScheduleSpec(
             "linear",
             linear,
-            (
-                _LR,
-                _T,
-                Param("start_factor", "float", 1.0, "multiplier at t=0"),
-                Param("end_factor", "float", 0.0, "multiplier at t=T"),
-            ),
+            {"lr": LR_HELP, "total_steps": T_HELP, "start_factor": "multiplier at t=0",
+             "end_factor": "multiplier at t=T"},
             "lr * (start_factor + (end_factor - start_factor) * t/T)",
             "torch LinearLR, HF linear",
         ),
         ScheduleSpec(
             "cyclic",
-            _without_total(cyclic),
-            (
-                Param("lr", "float", None, "lowest LR (default max_lr/4)"),
-                Param("max_lr", "float", REQUIRED, "highest LR"),
-                Param("step_size_up", "int", None, "steps from lr to max_lr (default T/4)"),
-                Param("step_size_down", "int", None, "steps back down (default = up)"),
-                Param(
-                    "mode",
-                    "str",
-                    "triangular",
-                    "triangular, triangular2, exp_range",
-                    ("triangular", "triangular2", "exp_range"),
-                ),
-                Param("gamma", "float", 1.0, "exp_range decay per step"),
-                Param("cycle_momentum", "bool", True, "cycle momentum inversely"),
-                Param("base_momentum", "float", 0.8, "momentum at max_lr"),
-                Param("max_momentum", "float", 0.9, "momentum at lr"),
-                _T_OPT,
-            ),
+            cyclic,
+            {"lr": "lowest LR (default max_lr/4)", "max_lr": "highest LR",
+             "step_size_up": "steps from lr to max_lr (default T/4)",
+             "step_size_down": "steps back down (default = up)",
+             "mode": "triangular, triangular2, exp_range", "gamma": "exp_range decay per step",
+             "cycle_momentum": "cycle momentum inversely", "base_momentum": "momentum at max_lr",
+             "max_momentum": "momentum at lr", "total_steps": T_OPT_HELP},
             "lr + (max_lr - lr) * triangle(t) * f(cycle)",
             "torch CyclicLR",
             lr_param="max_lr",
-            derived={"step_size_up": lambda T: max(1, T // 4)},
+            derived={
+                "lr": lambda T, v: None if v.get("max_lr") is None else v["max_lr"] / 4,
+                "step_size_up": lambda T, v: None if T is None else max(1, T // 4),
+            },
+            with_total_steps=True,
         ),
         ScheduleSpec(
             "warmup_stable_decay",
             warmup_stable_decay,
-            (
-                _LR,
-                _T,
-                Param("decay_steps", "int", None, "length of the decay (default T/10)"),
-                Param(
-                    "decay",
-                    "str",
-                    "cosine",
-                    "cosine, linear, 1-sqrt",
-                    ("cosine", "linear", "1-sqrt"),
-                ),
-                Param("min_lr", "float", 0.0, "final LR"),
-            ),
+            {"lr": LR_HELP, "total_steps": T_HELP,
+             "decay_steps": "length of the decay (default T/10)",
+             "decay": "cosine, linear, 1-sqrt", "min_lr": "final LR"},
             "warm-up, lr, then decay to min_lr over decay_steps",
             "HF warmup_stable_decay, timm WSD",
         ),
         ScheduleSpec(
             "warmup",
-            _without_total(constant),
-            (_LR, _T_OPT),
+            constant,
+            {"lr": LR_HELP, "total_steps": T_OPT_HELP},
             "warmup_start_lr -> lr linearly over warmup_steps, then lr",
             "HF constant_with_warmup",
-            derived={"warmup_steps": lambda T: max(1, T // 10) if T > 1 else 0},
+            derived={"warmup_steps": lambda T, v: None if T is None else (max(1, T // 10) if T > 1 else 0)},
+            with_total_steps=True,
             doc=(
                 "A linear warm-up from ``warmup_start_lr`` to ``lr`` over ``warmup_steps``\n"
                 "(default 10% of T), then ``lr``: Hugging Face ``constant_with_warmup``. Every\n"
@@ -805,7 +756,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             ),
         ),
     ]
-}
+}  # fmt: skip
 
 
 def schedule_names() -> list[str]:
@@ -939,12 +890,8 @@ def build_schedule(name: str, params: dict[str, Any] | None = None) -> Schedule:
     if total is not None and total < 1:
         raise usage_error(f"schedule '{name}': total_steps must be >= 1, got {total}")
     for key, derive in spec.derived.items():
-        if values.get(key) is None and total is not None:
-            if key == "milestones" and values.get("boundaries") is not None:
-                continue
-            values[key] = derive(total)
-    if name == "cyclic" and values.get("lr") is None and values.get("max_lr") is not None:
-        values["lr"] = values["max_lr"] / 4
+        if values.get(key) is None:
+            values[key] = derive(total, values)
     warmup_steps = values.pop("warmup_steps", None) or 0
     warmup_start = values.pop("warmup_start_lr", None) or 0.0
     if warmup_steps and spec.uses_total_steps and total is not None:
@@ -953,28 +900,28 @@ def build_schedule(name: str, params: dict[str, Any] | None = None) -> Schedule:
                 f"schedule '{name}': warmup_steps ({warmup_steps}) must be < total_steps ({total})"
             )
         values["total_steps"] = total - warmup_steps
-    kwargs: dict[str, Any] = {}
     for p in spec.params:
-        value = values.get(p.name, None if p.required else p.default)
-        if value is None and p.required:
+        if values.get(p.name) is not None:
+            continue
+        if p.required:
             hint = " (set it with --steps or total_steps)" if p.name == "total_steps" else ""
             flag = " (--lr)" if p.name == spec.lr_param else ""
             raise usage_error(f"schedule '{name}': missing parameter {p.name}{flag}{hint}")
-        boundaries_form = p.name == "milestones" and values.get("boundaries") is not None
-        if value is None and p.default is None and p.name in spec.derived and not boundaries_form:
+        if p.name in spec.derived and _required_by_factory(spec, p.name):
             raise usage_error(
                 f"schedule '{name}': set {p.name}, or total_steps to derive it from the run"
             )
-        if value is not None or not p.required:
-            kwargs[p.name] = value
-    if name != "piecewise":
-        kwargs = {k: v for k, v in kwargs.items() if v is not None or k in ("step_size_down",)}
-    built = spec.factory(**kwargs)
+    built = spec.build(values)
     built.params = dict(given)
     built = with_warmup(built, warmup_steps, warmup_start)
     if total is not None:
         built.total_steps = total
     return built
+
+
+def _required_by_factory(spec: ScheduleSpec, name: str) -> bool:
+    parameter = inspect.signature(spec.factory).parameters.get(name)
+    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 def sample_steps(total: int, max_points: int) -> list[int]:

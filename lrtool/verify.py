@@ -106,12 +106,12 @@ def search_after_sweep(
     loss_fn: Callable[..., torch.Tensor] | None,
     budget: float,
     target_steps: int,
+    span: tuple[float, float],
     **options: Any,
 ) -> None:
     """The budgeted search seeded by a range-test result, whose recommendation it updates
-    (``lrtool find`` and ``find_lr(budget=...)``); ``options`` go to :func:`verify_lr`."""
-    from lrtool.finder import search_span
-
+    (``lrtool find`` and ``find_lr(budget=...)``); ``span`` is where it looks when the curve
+    gave no number (:func:`lrtool.finder.search_span`); ``options`` go to :func:`verify_lr`."""
     checked = verify_lr(
         model,
         optimizer,
@@ -121,7 +121,7 @@ def search_after_sweep(
         onecycle_max_lr=result.onecycle_max_lr,
         budget=budget,
         target_steps=target_steps,
-        search_span=search_span(result),
+        search_span=span,
         **options,
     )
     apply_verification(result, checked, f"budget {budget:g} x {target_steps} steps")
@@ -168,7 +168,7 @@ def verify_lr(
     ``options`` (accumulation, AMP, clipping: :class:`lrtool.loop.LoopOptions`) apply to
     every training; ``amp`` is a shorthand for ``LoopOptions(amp=...)``.
     """
-    from lrtool.schedules import build_schedule
+    from lrtool.schedules import build_schedule, get_spec
 
     if options is None:
         options = LoopOptions(amp=amp)
@@ -190,7 +190,7 @@ def verify_lr(
             if centre is None:
                 continue
             for candidate in candidate_lrs(centre, offsets):
-                params = {"lr": candidate} if use == "constant" else {"max_lr": candidate}
+                params = {get_spec(use).lr_param: candidate}
                 schedule = build_schedule(use, {**params, "total_steps": steps})
                 losses, score = trials.train(schedule, steps)
                 result.steps_spent += len(losses)

@@ -219,12 +219,13 @@ def search_suggestion(setup: Setup, result: RangeTestResult, budget: float) -> N
     """The budgeted search: constant-LR trainings seeded by the curve, at most ``budget``
     times ``find.verify_steps`` (default ``train.steps``) steps, scored on the validation
     batches when the data has them; its LRs become the answer."""
+    from lrtool.finder import search_span
     from lrtool.verify import search_after_sweep
 
     config = setup.config
     search_after_sweep(
         result, setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
-        budget, config.find.verify_steps or config.train.steps,
+        budget, config.find.verify_steps or config.train.steps, search_span(result),
         val_loader=setup.data.val, val_batches=SEARCH_VAL_BATCHES, device=setup.device,
         options=config.loop.options(),
     )  # fmt: skip

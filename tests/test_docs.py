@@ -42,3 +42,17 @@ def test_docs_links_resolve():
         text = page.read_text(encoding="utf-8")
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+def test_every_test_the_docs_name_exists():
+    """A promise names the test that keeps it true: that test must exist."""
+    named = set()
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        named |= set(re.findall(r"tests/(test_\w+\.py)(?:::(\w+))?", doc.read_text()))
+    assert named
+    missing = []
+    for file, test in named:
+        path = ROOT / "tests" / file
+        if not path.exists() or (test and f"def {test}(" not in path.read_text()):
+            missing.append(f"{file}::{test}" if test else file)
+    assert missing == []

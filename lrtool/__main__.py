@@ -1,5 +1,11 @@
-"""``python -m lrtool``."""
+"""``python -m lrtool``: Ctrl-C while the CLI is still being imported is one line too."""
 
-from lrtool.cli import run
+import sys
 
-run()
+try:
+    from lrtool.entry import main
+except KeyboardInterrupt:
+    sys.stderr.write("interrupted (SIGINT)\n")
+    sys.exit(130)
+
+main()

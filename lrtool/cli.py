@@ -19,57 +19,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from lrtool import distributed, render
-from lrtool.cli_flags import (
-    AccumulationOpt,
-    AmpOpt,
-    BackendOpt,
-    BudgetOpt,
-    CompareJobsOpt,
-    CompareLrFromFindOpt,
-    CompareLrOpt,
-    CompareLrsOpt,
-    CompareScheduleOpt,
-    CompareSchedulesOpt,
-    CompareStepsOpt,
-    ConfigArg,
-    DeviceOpt,
-    EndLrOpt,
-    ExpectLrOpt,
-    ForceOpt,
-    GradClipOpt,
-    JsonOpt,
-    ModeOpt,
-    MonitorOpt,
-    NoPlotOpt,
-    OutOpt,
-    PlotConfigOpt,
-    PlotCsvOpt,
-    PlotLogYOpt,
-    PlotLrOpt,
-    PlotMetricCsvOpt,
-    PlotScheduleOpt,
-    PlotStepsOpt,
-    PlotWidthOpt,
-    PngOpt,
-    QuietOpt,
-    RefineOpt,
-    RepeatsOpt,
-    SeedOpt,
-    SetOpt,
-    SmokeOpt,
-    StartLrOpt,
-    SweepStepsOpt,
-    TargetOpt,
-    TrainLrFromFindOpt,
-    TrainLrOpt,
-    TrainScheduleOpt,
-    TrainStepsOpt,
-    ValBatchesOpt,
-    VerifyOpt,
-    VerifyStepsOpt,
-)
-from lrtool.errors import INTERRUPTED_EXIT, LrtoolError
+from lrtool import cli_flags as flag
+from lrtool import distributed, interrupts, render
+from lrtool.errors import LrtoolError
 
 app = typer.Typer(
     name="lrtool",
@@ -95,13 +47,15 @@ RANK_ERROR_GRACE_S = 3.0  # how long a failing rank other than 0 leaves rank 0 t
 
 
 def handle_errors(fn: F) -> F:
-    """Turn an LrtoolError into one line on stderr and its exit code; remove empty new run folders."""
+    """Turn an LrtoolError into one line on stderr and its exit code; Ctrl-C, SIGTERM and
+    SIGHUP stop the run alike (:mod:`lrtool.interrupts`), with exit 130, 143 or 129."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         finished = False  # the command ran to its end (its own exit codes included)
         try:
-            result = fn(*args, **kwargs)
+            with interrupts.handled():
+                result = fn(*args, **kwargs)
             finished = True
             return result
         except typer.Exit:
@@ -127,8 +81,8 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             if _state["debug"]:
                 raise
-            _stderr().print("interrupted", markup=False)
-            raise typer.Exit(INTERRUPTED_EXIT) from None
+            _stderr().print(f"interrupted ({interrupts.signal_name()})", markup=False)
+            raise typer.Exit(interrupts.exit_code()) from None
         finally:
             distributed.finish(finished)
 
@@ -174,8 +128,9 @@ def _lr_plan(lr: float | None, lr_from_find: bool) -> Any:
 
 
 def _interrupted(what: str, folder: Path | None) -> None:
-    _stderr().print(f"interrupted: partial results ({what}) in {folder}", markup=False)
-    raise typer.Exit(INTERRUPTED_EXIT)
+    line = f"interrupted ({interrupts.signal_name()}): partial results ({what}) in {folder}"
+    _stderr().print(line, markup=False)
+    raise typer.Exit(interrupts.exit_code())
 
 
 # find ------------------------------------------------------------------------------------------
@@ -184,32 +139,32 @@ def _interrupted(what: str, folder: Path | None) -> None:
 @app.command()
 @handle_errors
 def find(
-    config: ConfigArg = None,
-    start_lr: StartLrOpt = None,
-    end_lr: EndLrOpt = None,
-    steps: SweepStepsOpt = None,
-    mode: ModeOpt = None,
-    repeats: RepeatsOpt = None,
-    refine: RefineOpt = None,
-    budget: BudgetOpt = None,
-    verify: VerifyOpt = None,
-    verify_steps: VerifyStepsOpt = None,
-    monitor: MonitorOpt = None,
-    val_batches: ValBatchesOpt = None,
-    accumulation_steps: AccumulationOpt = None,
-    amp: AmpOpt = None,
-    grad_clip: GradClipOpt = None,
-    backend: BackendOpt = "auto",
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    out: OutOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    no_plot: NoPlotOpt = False,
-    as_json: JsonOpt = False,
-    png: PngOpt = None,
-    smoke: SmokeOpt = False,
-    expect_lr: ExpectLrOpt = None,
+    config: flag.ConfigArg = None,
+    start_lr: flag.StartLrOpt = None,
+    end_lr: flag.EndLrOpt = None,
+    steps: flag.SweepStepsOpt = None,
+    mode: flag.ModeOpt = None,
+    repeats: flag.RepeatsOpt = None,
+    refine: flag.RefineOpt = None,
+    budget: flag.BudgetOpt = None,
+    verify: flag.VerifyOpt = None,
+    verify_steps: flag.VerifyStepsOpt = None,
+    monitor: flag.MonitorOpt = None,
+    val_batches: flag.ValBatchesOpt = None,
+    accumulation_steps: flag.AccumulationOpt = None,
+    amp: flag.AmpOpt = None,
+    grad_clip: flag.GradClipOpt = None,
+    backend: flag.BackendOpt = "auto",
+    seed: flag.SeedOpt = None,
+    device: flag.DeviceOpt = None,
+    out: flag.OutOpt = None,
+    force: flag.ForceOpt = False,
+    quiet: flag.QuietOpt = False,
+    no_plot: flag.NoPlotOpt = False,
+    as_json: flag.JsonOpt = False,
+    png: flag.PngOpt = None,
+    smoke: flag.SmokeOpt = False,
+    expect_lr: flag.ExpectLrOpt = None,
 ) -> None:
     """Run an LR range test and suggest a learning rate (constant and 1cycle peak)."""
     from lrtool.jobs import find as job
@@ -224,7 +179,7 @@ def find(
     with render.ProgressBar("range test", not (quiet or as_json)) as bar:
         outcome = job.run(loaded, flags, outputs, backend, bar)
     if outcome.folder is None:  # a rank other than 0 under torchrun: rank 0 reports
-        raise typer.Exit(INTERRUPTED_EXIT if outcome.interrupted else 0)
+        raise typer.Exit(interrupts.exit_code() if outcome.interrupted else 0)
     if outcome.interrupted:
         _interrupted(f"{outcome.result.steps_run} steps", outcome.folder)
     if as_json:
@@ -257,17 +212,17 @@ def schedules(
 @app.command()
 @handle_errors
 def plot(
-    schedule: PlotScheduleOpt = None,
-    steps: PlotStepsOpt = None,
-    lr: PlotLrOpt = None,
-    set_: SetOpt = None,
-    log_y: PlotLogYOpt = False,
-    csv: PlotCsvOpt = None,
-    config: PlotConfigOpt = None,
-    metric_csv: PlotMetricCsvOpt = None,
-    force: ForceOpt = False,
-    png: PngOpt = None,
-    width: PlotWidthOpt = 90,
+    schedule: flag.PlotScheduleOpt = None,
+    steps: flag.PlotStepsOpt = None,
+    lr: flag.PlotLrOpt = None,
+    set_: flag.SetOpt = None,
+    log_y: flag.PlotLogYOpt = False,
+    csv: flag.PlotCsvOpt = None,
+    config: flag.PlotConfigOpt = None,
+    metric_csv: flag.PlotMetricCsvOpt = None,
+    force: flag.ForceOpt = False,
+    png: flag.PngOpt = None,
+    width: flag.PlotWidthOpt = 90,
 ) -> None:
     """Plot one or more LR schedules (and momentum) in the terminal."""
     from lrtool.jobs.plot import PlotRequest
@@ -287,25 +242,25 @@ def plot(
 @app.command()
 @handle_errors
 def train(
-    config: ConfigArg = None,
-    schedule: TrainScheduleOpt = None,
-    set_: SetOpt = None,
-    steps: TrainStepsOpt = None,
-    lr: TrainLrOpt = None,
-    lr_from_find: TrainLrFromFindOpt = False,
-    target: TargetOpt = None,
-    accumulation_steps: AccumulationOpt = None,
-    amp: AmpOpt = None,
-    grad_clip: GradClipOpt = None,
-    backend: BackendOpt = "auto",
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    out: OutOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    no_plot: NoPlotOpt = False,
-    as_json: JsonOpt = False,
-    png: PngOpt = None,
+    config: flag.ConfigArg = None,
+    schedule: flag.TrainScheduleOpt = None,
+    set_: flag.SetOpt = None,
+    steps: flag.TrainStepsOpt = None,
+    lr: flag.TrainLrOpt = None,
+    lr_from_find: flag.TrainLrFromFindOpt = False,
+    target: flag.TargetOpt = None,
+    accumulation_steps: flag.AccumulationOpt = None,
+    amp: flag.AmpOpt = None,
+    grad_clip: flag.GradClipOpt = None,
+    backend: flag.BackendOpt = "auto",
+    seed: flag.SeedOpt = None,
+    device: flag.DeviceOpt = None,
+    out: flag.OutOpt = None,
+    force: flag.ForceOpt = False,
+    quiet: flag.QuietOpt = False,
+    no_plot: flag.NoPlotOpt = False,
+    as_json: flag.JsonOpt = False,
+    png: flag.PngOpt = None,
 ) -> None:
     """Train for a budget of steps with a schedule and show the evaluations."""
     from lrtool.jobs import train as job
@@ -320,9 +275,9 @@ def train(
     ) as bar:
         outcome = job.run(loaded, flags, outputs, backend, bar, bar.relabel)
     if outcome.folder is None:  # a rank other than 0: mirror rank 0's exit code
-        raise typer.Exit(INTERRUPTED_EXIT if outcome.interrupted else int(outcome.diverged))
-    if outcome.interrupted:
-        _interrupted(f"{len(outcome.result.steps)} steps", outcome.folder)
+        raise typer.Exit(interrupts.exit_code() if outcome.interrupted else int(outcome.diverged))
+    if outcome.interrupted or outcome.result is None:
+        _interrupted(outcome.done, outcome.folder)
     if as_json:
         typer.echo(json_text(outcome.summary), nl=False)
     else:
@@ -339,27 +294,27 @@ def train(
 @app.command()
 @handle_errors
 def compare(
-    config: ConfigArg = None,
-    schedules_: CompareSchedulesOpt = None,
-    schedule: CompareScheduleOpt = None,
-    lrs: CompareLrsOpt = None,
-    set_: SetOpt = None,
-    steps: CompareStepsOpt = None,
-    lr: CompareLrOpt = None,
-    lr_from_find: CompareLrFromFindOpt = False,
-    target: TargetOpt = None,
-    jobs: CompareJobsOpt = 1,
-    accumulation_steps: AccumulationOpt = None,
-    amp: AmpOpt = None,
-    grad_clip: GradClipOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    out: OutOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    no_plot: NoPlotOpt = False,
-    as_json: JsonOpt = False,
-    png: PngOpt = None,
+    config: flag.ConfigArg = None,
+    schedules_: flag.CompareSchedulesOpt = None,
+    schedule: flag.CompareScheduleOpt = None,
+    lrs: flag.CompareLrsOpt = None,
+    set_: flag.SetOpt = None,
+    steps: flag.CompareStepsOpt = None,
+    lr: flag.CompareLrOpt = None,
+    lr_from_find: flag.CompareLrFromFindOpt = False,
+    target: flag.TargetOpt = None,
+    jobs: flag.CompareJobsOpt = 1,
+    accumulation_steps: flag.AccumulationOpt = None,
+    amp: flag.AmpOpt = None,
+    grad_clip: flag.GradClipOpt = None,
+    seed: flag.SeedOpt = None,
+    device: flag.DeviceOpt = None,
+    out: flag.OutOpt = None,
+    force: flag.ForceOpt = False,
+    quiet: flag.QuietOpt = False,
+    no_plot: flag.NoPlotOpt = False,
+    as_json: flag.JsonOpt = False,
+    png: flag.PngOpt = None,
 ) -> None:
     """Train several schedules (or LRs) from the same weights and data order, side by side."""
     from lrtool.jobs import compare as job
@@ -377,9 +332,11 @@ def compare(
     )
     with render.ProgressBar("range test", show) as bar:
         outcome = job.run(loaded, flags, job.CompareOutputs(out, force, png), bar, on_run)
+    if not outcome.results and outcome.found is not None and outcome.summary:
+        _interrupted(f"the range test, {outcome.found.steps_run} steps", outcome.folder)
     if not outcome.results:
         err.print("interrupted before any run finished; nothing was written")
-        raise typer.Exit(INTERRUPTED_EXIT)
+        raise typer.Exit(interrupts.exit_code())
     if outcome.interrupted:
         runs = len(outcome.summary["runs"]) + len(outcome.summary["runs_not_done"])
         _interrupted(f"{len(outcome.results)} of {runs} runs", outcome.folder)
@@ -387,12 +344,3 @@ def compare(
         typer.echo(json_text(outcome.summary), nl=False)
         return
     render.compare(_stdout(), outcome, quiet, no_plot, sys.stdout.isatty())
-
-
-def run() -> None:
-    """Console-script entry point."""
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    run()

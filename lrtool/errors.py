@@ -34,3 +34,13 @@ def closest(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for an exception raised inside a run: the LrtoolError's message, or the type
+    and the first line of the message of anything else (user code, torch)."""
+    if isinstance(exc, LrtoolError):
+        return exc.message
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.errors import LrtoolError, usage_error
+from lrtool.errors import LrtoolError, describe_exception, usage_error
 from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
 from lrtool.search import check_budget
 from lrtool.snapshot import StateSnapshot
@@ -92,6 +92,7 @@ class RangeTestResult:
     refined_because: str = ""
     verification: Any = None  # a lrtool.verify.VerifyResult with find --verify
 
+    failed: str | None = None  # why the run failed after some steps (user code, torch)
     discarded_steps: int = 0  # a second sweep that could not be read, and was not kept
     optimizer_group: str = "sgd"  # adaptive | sgd: which of lrtool's fitted rules reads it
 
@@ -144,6 +145,15 @@ class RangeTestInterrupted(KeyboardInterrupt):
 
     def __init__(self, result: RangeTestResult) -> None:
         super().__init__("range test interrupted")
+        self.result = result
+
+
+class RangeTestFailed(LrtoolError):
+    """An error after the range test had taken steps (the model raised, say): the state is
+    restored, and the curve up to the failure is attached."""
+
+    def __init__(self, result: RangeTestResult) -> None:
+        super().__init__(f"the range test failed: {result.failed}")
         self.result = result
 
 
@@ -252,14 +262,16 @@ def find_lr(
     snapshot = StateSnapshot.take(model, optimizer) if restore else None
     try:
         result = sweep(ladder, start_lr, end_lr, mode)
-        reason = None if result.interrupted else _refine_reason(result, refine, snapshot)
+        stopped = result.interrupted or result.failed
+        reason = None if stopped else _refine_reason(result, refine, snapshot)
         if reason is not None:
             assert snapshot is not None
             snapshot.restore(model, optimizer)
             low, high = refine_range(result)
             coarse = result
             second = sweep(lr_ladder(low, high, steps, "exp"), low, high, "exp")
-            if not second.interrupted and _unreadable(second) and not _unreadable(coarse):
+            finished = not (second.interrupted or second.failed)
+            if finished and _unreadable(second) and not _unreadable(coarse):
                 # Keep the curve that can be read; the second sweep's steps still count.
                 result.discarded_steps = second.steps_run
                 result.elapsed_s += second.elapsed_s
@@ -279,8 +291,7 @@ def find_lr(
     if result.coarse is not None:
         result.coarse.optimizer_group = result.optimizer_group
     attach_suggestions(result)
-    if result.interrupted:
-        raise RangeTestInterrupted(result)
+    raise_if_stopped(result)
     if budget > 0 and result.lrs:
         from lrtool.verify import search_after_sweep
 
@@ -291,7 +302,17 @@ def find_lr(
             val_loader=val_loader, val_batches=val_batches, step_fn=step_fn, options=options,
             device=device,
         )  # fmt: skip
+        raise_if_stopped(result)
     return result
+
+
+def raise_if_stopped(result: RangeTestResult) -> None:
+    """:class:`RangeTestInterrupted` or :class:`RangeTestFailed` when the result (the sweep,
+    or the search after it) was stopped; they carry it."""
+    if result.interrupted:
+        raise RangeTestInterrupted(result)
+    if result.failed:
+        raise RangeTestFailed(result)
 
 
 REFINE_DECADES = 3.5  # width of the second sweep, below where the first one diverged
@@ -389,6 +410,7 @@ def _sweep(
         return None
 
     interrupted = False
+    failed = None
     started = time.perf_counter()
     try:
         stop_reason = loop.run(
@@ -397,6 +419,11 @@ def _sweep(
     except KeyboardInterrupt:
         interrupted = True
         stop_reason = f"interrupted at step {len(lrs)}"
+    except Exception as exc:  # user code or torch, after the run started: keep the curve
+        if not lrs:
+            raise
+        failed = describe_exception(exc)
+        stop_reason = f"failed at step {len(lrs)}: {failed}"
     return RangeTestResult(
         lrs=lrs,
         losses=losses,
@@ -411,6 +438,7 @@ def _sweep(
         elapsed_s=time.perf_counter() - started,
         interrupted=interrupted,
         monitor=monitor_name,
+        failed=failed,
     )
 
 

@@ -336,19 +336,23 @@ class TrainingLoop:
         """
         model, step = self.model, self.train_step
         model.train()
-        for t in range(steps):
-            lr = lr_at(t)
-            loss = step(batches)
-            value = loss if monitor is None else monitor()
-            reason = observe(t, lr, loss, value) if observe is not None else None
-            if not math.isfinite(value):
-                return f"non-finite loss ({value}) at step {t}, lr {lr:.3g}"
-            if progress is not None:
-                progress(t, steps, lr, value)
-            if t == 0:
-                first_step_done()
-            if reason:
-                return reason
+        t = 0
+        try:
+            for t in range(steps):
+                lr = lr_at(t)
+                loss = step(batches)
+                value = loss if monitor is None else monitor()
+                reason = observe(t, lr, loss, value) if observe is not None else None
+                if not math.isfinite(value):
+                    return f"non-finite loss ({value}) at step {t}, lr {lr:.3g}"
+                if progress is not None:
+                    progress(t, steps, lr, value)
+                if t == 0:
+                    first_step_done()
+                if reason:
+                    return reason
+        except SystemExit as exc:  # user code must not end the run silently, with exit 0
+            raise LrtoolError(f"user code called sys.exit({exc.code!r}) at step {t}") from None
         return "completed"
 
     def _full_step(self, batches: Iterator[Any]) -> float:

@@ -6,6 +6,7 @@ together for one command and print them on a rich console. No torch here.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,20 @@ from rich.console import Console
 from lrtool import report
 
 
+class _PipeConsole(Console):
+    """A console for which a reader that went away (``lrtool find | head -1``) is not a
+    failure: rich exits 1 on a broken pipe; this raises BrokenPipeError, which the CLI's
+    entry point turns into exit 0 once stdout points nowhere."""
+
+    def on_broken_pipe(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise BrokenPipeError
+
+
 def stdout_console() -> Console:
     """Standard output: the terminal's width, or 100 columns when piped."""
-    return Console(width=None if sys.stdout.isatty() else 100, highlight=False)
+    return _PipeConsole(width=None if sys.stdout.isatty() else 100, highlight=False)
 
 
 def stderr_console() -> Console:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.errors import LrtoolError
+from lrtool.errors import LrtoolError, describe_exception
 from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
 from lrtool.schedules import Schedule
 from lrtool.suggest import DebiasedEma, debiased_ema
@@ -39,6 +39,7 @@ class TrainResult:
     evals: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = "completed"
     interrupted: bool = False
+    failed: str | None = None  # why the run failed after some steps (user code, torch)
     wall_s: float = 0.0
     steps_requested: int = 0
 
@@ -88,6 +89,15 @@ class TrainInterrupted(KeyboardInterrupt):
 
     def __init__(self, result: TrainResult) -> None:
         super().__init__("training interrupted")
+        self.result = result
+
+
+class TrainFailed(LrtoolError):
+    """An error after training had taken steps (the model or the schedule raised); the
+    partial result is attached."""
+
+    def __init__(self, result: TrainResult) -> None:
+        super().__init__(f"training {result.label} failed: {result.failed}")
         self.result = result
 
 
@@ -165,5 +175,12 @@ def train(
         result.stop_reason = f"interrupted at step {len(result.steps)}"
         result.wall_s = time.perf_counter() - started
         raise TrainInterrupted(result) from None
+    except Exception as exc:  # user code, torch or the schedule, after the run started
+        if not result.steps:
+            raise
+        result.failed = describe_exception(exc)
+        result.stop_reason = f"failed at step {len(result.steps)}: {result.failed}"
+        result.wall_s = time.perf_counter() - started
+        raise TrainFailed(result) from exc
     result.wall_s = time.perf_counter() - started
     return result

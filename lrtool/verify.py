@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrtool.errors import usage_error
+from lrtool.errors import describe_exception, usage_error
 from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle
 from lrtool.snapshot import StateSnapshot
 
@@ -50,6 +50,8 @@ class VerifyResult:
     budget: float | None = None  # in target trainings, for the budgeted search
     target_steps: int | None = None
     winner: float | None = None  # the candidate the search kept, before its shift
+    interrupted: bool = False  # stopped by a signal: the candidates so far, no choice
+    failed: str | None = None  # an error in a training: the candidates so far, no choice
 
     def rows(self) -> list[dict[str, Any]]:
         kept = {"constant": self.winner or self.lr, "onecycle": self.onecycle_max_lr}
@@ -124,6 +126,16 @@ def search_after_sweep(
         search_span=span,
         **options,
     )
+    if checked.interrupted or checked.failed:
+        # The sweep stands; the search's candidates are kept for the record, none chosen.
+        result.verification = checked
+        checked.because = "stopped before it could choose"
+        result.interrupted = result.interrupted or checked.interrupted
+        if checked.failed:
+            result.failed = f"the budgeted search failed: {checked.failed}"
+        suffix = "interrupted" if checked.interrupted else "failed"
+        result.stop_reason += f"; the budgeted search {suffix} after {checked.steps_spent} steps"
+        return
     apply_verification(result, checked, f"budget {budget:g} x {target_steps} steps")
 
 
@@ -195,6 +207,12 @@ def verify_lr(
                 losses, score = trials.train(schedule, steps)
                 result.steps_spent += len(losses)
                 result.candidates.append(Candidate(use, candidate, score, len(losses)))
+    except KeyboardInterrupt:
+        result.interrupted = True
+        return result
+    except Exception as exc:  # user code or torch inside a training: keep what was tried
+        result.failed = describe_exception(exc)
+        return result
     finally:
         trials.restore()
     for use in ("constant", "onecycle"):
@@ -254,6 +272,12 @@ def _search(
         if val_loader is not None:
             untrained = trials.val_loss()
         outcome = run_search(plan, score, untrained)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        return result
+    except Exception as exc:  # user code or torch inside a training: keep what was tried
+        result.failed = describe_exception(exc)
+        return result
     finally:
         trials.restore()
     for candidate, trial in zip(result.candidates, outcome.trials, strict=True):

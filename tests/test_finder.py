@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError
-from lrtool.finder import RangeTestInterrupted, find_lr, lr_ladder
+from lrtool.finder import RangeTestFailed, RangeTestInterrupted, find_lr, lr_ladder
 from lrtool.loop import grad_resetter
 from lrtool.suggest import debiased_ema
 
@@ -145,8 +145,17 @@ def test_restores_on_exception_and_interrupt():
             raise RuntimeError("boom")
         return nn.functional.cross_entropy(model(batch[0]), batch[1])
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RangeTestFailed) as failed:  # the curve up to the error is kept
         find_lr(model, opt, loader, step_fn=failing, steps=20)
+    assert failed.value.result.steps_run == 5 and "RuntimeError: boom" in failed.value.message
+    assert_restored(model, before)
+    calls["n"] = -100
+
+    def failing_at_once(model, batch):
+        raise RuntimeError("at once")
+
+    with pytest.raises(RuntimeError, match="at once"):  # nothing trained: the error itself
+        find_lr(model, opt, loader, step_fn=failing_at_once, steps=20)
     assert_restored(model, before)
     calls["n"] = 0
 

@@ -177,21 +177,40 @@ def test_a_crash_before_the_rename_leaves_no_result(tmp_path, monkeypatch):
 
 
 def test_results_are_never_half_written_by_a_cli_run(tiny_config, tmp_path, monkeypatch):
-    """A failure while writing summary.json: the CSV written before it is complete."""
-    real = res.write_json
-
-    def failing(path, data):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(res, "write_json", failing)
+    """A full disk while the results are written: no result is replaced (every file goes to
+    a temporary first); a failure renaming summary.json (written last): the CSVs before it
+    are complete. Both are one error line, exit 1, and leave no temporary."""
     out = tmp_path / "r"
-    result = invoke("find", tiny_config, "--out", out, "-q")
-    monkeypatch.setattr(res, "write_json", real)
-    assert result.exit_code != 0
-    assert not (out / "summary.json").exists()
+    real_fsync = os.fsync
+    calls = []
+
+    def disk_full_on_second(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(res.os, "fsync", disk_full_on_second)
+    result = invoke("find", tiny_config, "--out", out, "-q", "--budget", "0")
+    monkeypatch.setattr(res.os, "fsync", real_fsync)
+    assert result.exit_code == 1 and "No space left" in result.stderr
+    assert not out.exists() or [p.name for p in out.iterdir()] == []
+
+    real_replace = os.replace
+
+    def summary_fails(src, dst):
+        if str(dst).endswith("summary.json"):
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(res.os, "replace", summary_fails)
+    result = invoke("find", tiny_config, "--out", out, "-q", "--budget", "0")
+    monkeypatch.setattr(res.os, "replace", real_replace)
+    assert result.exit_code == 1 and "Input/output error" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["range_test.csv"]  # no temporary left
     lines = (out / "range_test.csv").read_text().splitlines()
+    assert lines[0] == ",".join(RANGE_TEST_COLUMNS) and len(lines) > 2
     assert all(len(line.split(",")) == len(RANGE_TEST_COLUMNS) for line in lines)
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 @pytest.mark.parametrize(

@@ -16,16 +16,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrtool.errors import usage_error
+from lrtool.errors import LrtoolError, usage_error
 from lrtool.jobs.common import LoadedConfig, check_png, common_summary, run_folder, with_train_steps
-from lrtool.jobs.train import LrPlan, check_target, check_validation_data, schedule_params
+from lrtool.jobs.find import RANGE_TEST_COLUMNS
+from lrtool.jobs.train import (
+    LrPlan,
+    check_target,
+    check_validation_data,
+    range_test_for_lr,
+    schedule_params,
+    stopped_in_range_test,
+    write_range_test_only,
+)
 
 if TYPE_CHECKING:
+    from lrtool.finder import RangeTestResult
     from lrtool.trainer import TrainResult
 
 DEFAULT_SCHEDULES = "constant,power,exponential,piecewise,plateau,onecycle"
 COMPARE_FILE = "compare.csv"
+RANGE_TEST_FILE = "range_test.csv"  # with --lr-from-find: the sweep the LRs came from
 SUMMARY_FILE = "summary.json"
+FILES = [COMPARE_FILE, RANGE_TEST_FILE, SUMMARY_FILE]
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class CompareOutcome:
     folder: Path | None
     interrupted: bool = False
     one_schedule: str | None = None  # --schedule NAME --lrs ...: one schedule at several LRs
+    found: RangeTestResult | None = None  # the range test of --lr-from-find
 
 
 def plan_runs(flags: CompareFlags, loaded: LoadedConfig) -> list[RunPlan]:
@@ -154,12 +167,16 @@ def run(
     check_png(outputs.png, outputs.force)
     config = loaded.config
     target_folder = run_folder(outputs.out, loaded.name, "compare")
-    with files.claimed_folder(target_folder, [COMPARE_FILE, SUMMARY_FILE], outputs.force) as folder:
+    with files.claimed_folder(target_folder, FILES, outputs.force) as folder:
         found = None
         if any(p.lr.needs_range_test for p in plans):
-            from lrtool.jobs.find import find
-
-            found = find(loaded, progress=progress)
+            found, stopped = range_test_for_lr(loaded, "auto", progress)
+            if stopped:
+                summary = stopped_in_range_test(found, loaded, folder, "compare")
+                write_range_test_only(summary, found, folder, FILES)
+                if found.failed:
+                    raise LrtoolError(f"{found.failed}; the partial results are in {folder}")
+                return CompareOutcome([], [], summary, folder, True, flags.schedule, found)
         runs = []
         for plan in plans:
             full, _ = schedule_params(
@@ -169,7 +186,7 @@ def run(
             runs.append(replace(plan, params=full))
         results, interrupted = _compare_or_partial(loaded, runs, flags.jobs, on_run)
         if not results:  # interrupted before any run finished: nothing to write
-            return CompareOutcome([], [], {}, folder, True, flags.schedule)
+            return CompareOutcome([], [], {}, folder, True, flags.schedule, found)
         target = flags.target if flags.target is not None else config.train.target
         rows, used_target = summary_rows(results, target)
         done = {r.label for r in results}
@@ -189,16 +206,28 @@ def run(
             "runs_not_done": [plan.label for plan in runs if plan.label not in done],
             **common_summary(loaded, folder),
         }
+        failed = [r for r in results if r.failed]
+        summary["failed"] = {r.label: r.failed for r in failed} or None
         from lrtool.trainer import EVAL_COLUMNS
 
         eval_rows = [{"schedule": r.label, **e} for r in results for e in r.evals]
-        files.write_csv(folder / COMPARE_FILE, ["schedule", *EVAL_COLUMNS], eval_rows)
-        files.write_json(folder / SUMMARY_FILE, summary)
+        texts = {COMPARE_FILE: files.csv_text(["schedule", *EVAL_COLUMNS], eval_rows)}
+        if found is not None:
+            texts[RANGE_TEST_FILE] = files.csv_text(RANGE_TEST_COLUMNS, found.rows())
+        texts[SUMMARY_FILE] = files.json_text(summary)
+        files.write_results(folder, texts, FILES)
         if outputs.png is not None:
             from lrtool.png import write_png
 
             write_png("compare", outputs.png, outputs.force, results=results)
-    return CompareOutcome(results, rows, summary, folder, interrupted, flags.schedule)
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise LrtoolError(
+            f"run {first.label} failed: {first.failed}{more}; the other runs and the partial "
+            f"results are in {folder}"
+        )
+    return CompareOutcome(results, rows, summary, folder, interrupted, flags.schedule, found)
 
 
 def summary_rows(
@@ -266,7 +295,7 @@ def compare_runs(
     import torch
 
     from lrtool.jobs.train import train_schedule
-    from lrtool.trainer import TrainInterrupted
+    from lrtool.trainer import TrainFailed, TrainInterrupted
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -280,6 +309,8 @@ def compare_runs(
                     results.append(
                         train_schedule(loaded, plan.schedule, plan.params, label=plan.label)
                     )
+                except TrainFailed as stop:  # the others still run; the job reports it
+                    results.append(stop.result)
                 except TrainInterrupted as stop:
                     results.append(stop.result)
                     raise CompareInterrupted(results) from None
@@ -290,47 +321,63 @@ def compare_runs(
 
 
 def _train_job(args: tuple) -> object:
-    """One compare run in a worker process (module level so it pickles)."""
+    """One compare run in a worker process (module level so it pickles). The parent stops it
+    with SIGTERM (:func:`lrtool.interrupts.ignore_in_worker`); it returns what it trained."""
     import torch
 
+    from lrtool import interrupts
     from lrtool.config import Config
     from lrtool.jobs.train import train_schedule
-    from lrtool.trainer import TrainInterrupted
+    from lrtool.trainer import TrainFailed, TrainInterrupted
 
     config_data, source, base_dir, name, params, label, threads = args
     torch.set_num_threads(threads)
     loaded = LoadedConfig(Config.model_validate(config_data), source, base_dir)
-    try:
-        return train_schedule(loaded, name, params, label=label)
-    except TrainInterrupted as stop:
-        return stop.result
+    with interrupts.working():
+        try:
+            return train_schedule(loaded, name, params, label=label)
+        except (TrainInterrupted, TrainFailed) as stop:
+            return stop.result
 
 
 def _compare_in_workers(loaded: LoadedConfig, runs: list[RunPlan], jobs: int) -> list:
+    """The runs in ``jobs`` worker processes. On a stop signal the runs not started are
+    dropped, the running ones are told to stop (SIGTERM) and return what they trained, and
+    a worker that does not finish within the grace period is killed: none is left behind."""
     import multiprocessing as mp
-    import os
-    import signal
     from concurrent.futures import ProcessPoolExecutor, wait
+
+    from lrtool import interrupts
 
     data = loaded.config.model_dump()
     payload = [
         (data, loaded.source, loaded.base_dir, p.schedule, p.params, p.label, 1) for p in runs
     ]
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=mp.get_context("spawn"),
+        initializer=interrupts.ignore_in_worker,
+    )
     futures = [pool.submit(_train_job, item) for item in payload]
     try:
         results = [f.result() for f in futures]
     except KeyboardInterrupt:
-        # Runs that have not started are dropped; running ones are told to stop, and return
-        # what they trained (a worker turns SIGINT into its partial result).
         for f in futures:
             f.cancel()
-        for pid in list(getattr(pool, "_processes", {}) or {}):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
-        wait(futures, timeout=20)
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                worker.terminate()  # SIGTERM: the worker returns its partial result
+        wait(futures, timeout=WORKER_GRACE_S)
         done = [f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()]
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                if worker.is_alive():
+                    worker.kill()
         pool.shutdown(wait=False, cancel_futures=True)
         raise CompareInterrupted(done) from None
     pool.shutdown()
     return results
+
+
+WORKER_GRACE_S = 20.0  # how long a stopped worker has to return its partial result

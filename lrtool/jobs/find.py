@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrtool import distributed
-from lrtool.errors import usage_error
+from lrtool.errors import LrtoolError, usage_error
 from lrtool.jobs.common import LoadedConfig, Progress, check_png, prepare, run_folder
 
 if TYPE_CHECKING:
@@ -113,24 +113,30 @@ def run(
     with files.claimed_folder(target, FILES, outputs.force) as folder:
         result, interrupted = _range_test_or_partial(loaded, backend, progress)
         outcome = FindOutcome(result, summary(result, loaded, folder), folder, interrupted)
-        if outputs.smoke:
+        if outputs.smoke and not (interrupted or result.failed):
             from lrtool.smoke import smoke_verdict
 
             outcome.smoke = smoke_verdict(result, expected)
             outcome.summary["smoke"] = {"ok": outcome.smoke[0], "verdict": outcome.smoke[1]}
         outcome.files = write(outcome, folder, outputs.force, outputs.png)
+    if result.failed:
+        raise LrtoolError(f"{result.failed}; the partial results are in {folder}")
     return outcome
 
 
 def _range_test_or_partial(
     loaded: LoadedConfig, backend: str, progress: Progress | None
 ) -> tuple[RangeTestResult, bool]:
-    from lrtool.finder import RangeTestInterrupted
+    """The range test's result, also when it was stopped: interrupted (True) or failed
+    (``result.failed``) after it had taken steps."""
+    from lrtool.finder import RangeTestFailed, RangeTestInterrupted
 
     try:
         return find(loaded, backend, progress), False
     except RangeTestInterrupted as stop:
         return stop.result, True
+    except RangeTestFailed as stop:
+        return stop.result, False
 
 
 def find(loaded: LoadedConfig, backend: str = "auto", progress: Progress | None = None):  # type: ignore[no-untyped-def]
@@ -143,7 +149,10 @@ def find(loaded: LoadedConfig, backend: str = "auto", progress: Progress | None 
         result = repeated_range_test(setup, loaded.config.find.repeats, progress)
     budget = search_budget(loaded.config)
     if budget > 0 and result.lrs:
+        from lrtool.finder import raise_if_stopped
+
         search_suggestion(setup, result, budget)
+        raise_if_stopped(result)
     return result
 
 
@@ -252,6 +261,7 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
         "repeat_lrs": result.repeat_lrs,
         "stop_reason": result.stop_reason,
         "interrupted": result.interrupted,
+        "failed": result.failed,
         "steps_run": result.steps_run,
         "steps_requested": result.steps_requested,
         "steps_total": result.steps_total + (checked.steps_spent if checked else 0),
@@ -291,18 +301,18 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
 
 
 def write(outcome: FindOutcome, folder: Path, force: bool, png: Path | None) -> list[Path]:
-    """The result files: the curve(s), the search's candidates, the summary, the PNG."""
+    """The result files, put in place together: the curve(s), the search's candidates, the
+    summary; then the PNG."""
     from lrtool import outputs as files
 
     result = outcome.result
-    written = [files.write_csv(folder / RANGE_TEST_FILE, RANGE_TEST_COLUMNS, result.rows())]
+    texts = {RANGE_TEST_FILE: files.csv_text(RANGE_TEST_COLUMNS, result.rows())}
     if result.coarse is not None:
-        rows = result.coarse.rows()
-        written.append(files.write_csv(folder / FIRST_SWEEP_FILE, RANGE_TEST_COLUMNS, rows))
+        texts[FIRST_SWEEP_FILE] = files.csv_text(RANGE_TEST_COLUMNS, result.coarse.rows())
     if result.verification is not None:
-        rows = result.verification.rows()
-        written.append(files.write_csv(folder / VERIFY_FILE, VERIFY_COLUMNS, rows))
-    written.append(files.write_json(folder / SUMMARY_FILE, outcome.summary))
+        texts[VERIFY_FILE] = files.csv_text(VERIFY_COLUMNS, result.verification.rows())
+    texts[SUMMARY_FILE] = files.json_text(outcome.summary)
+    written = files.write_results(folder, texts, FILES)
     if png is not None and result.steps_run >= 2:
         from lrtool.png import write_png
 

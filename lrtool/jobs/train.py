@@ -22,6 +22,7 @@ from lrtool.jobs.common import (
     run_folder,
     with_train_steps,
 )
+from lrtool.jobs.find import RANGE_TEST_COLUMNS
 
 if TYPE_CHECKING:
     from lrtool.finder import RangeTestResult
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 TRAIN_FILE = "train.csv"
 EVAL_FILE = "eval.csv"
+RANGE_TEST_FILE = "range_test.csv"  # with --lr-from-find: the sweep the LR came from
 SUMMARY_FILE = "summary.json"
+FILES = [TRAIN_FILE, EVAL_FILE, RANGE_TEST_FILE, SUMMARY_FILE]
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class TrainOutputs:
 class TrainOutcome:
     """What ``lrtool train`` produced."""
 
-    result: TrainResult
+    result: TrainResult | None  # None when the run stopped in its range test
     summary: dict[str, Any]
     folder: Path | None  # None on the ranks other than 0 under torchrun
     interrupted: bool = False
@@ -117,7 +120,15 @@ class TrainOutcome:
 
     @property
     def diverged(self) -> bool:
-        return self.result.stop_reason.startswith("non-finite")
+        return self.result is not None and self.result.stop_reason.startswith("non-finite")
+
+    @property
+    def done(self) -> str:
+        """What was trained, for the interrupted line."""
+        if self.result is None:
+            steps = self.found.steps_run if self.found else 0
+            return f"the range test, {steps} steps"
+        return f"{len(self.result.steps)} steps"
 
 
 def check_validation_data(names: list[str], loaded: LoadedConfig) -> None:
@@ -162,20 +173,20 @@ def run(
     if main:
         check_png(outputs.png, outputs.force)
     claim = (
-        files.claimed_folder(
-            run_folder(outputs.out, loaded.name, "train"),
-            [TRAIN_FILE, EVAL_FILE, SUMMARY_FILE],
-            outputs.force,
-        )
+        files.claimed_folder(run_folder(outputs.out, loaded.name, "train"), FILES, outputs.force)
         if main
         else _no_folder()
     )
     with claim as folder:
         found = None
         if flags.lr.needs_range_test:
-            from lrtool.jobs.find import find
-
-            found = find(loaded, backend, progress if main else None)
+            found, stopped = range_test_for_lr(loaded, backend, progress if main else None)
+            if stopped:
+                outcome = TrainOutcome(None, {}, folder, found.interrupted, found)
+                if folder is not None:
+                    outcome.summary = stopped_in_range_test(found, loaded, folder, "train")
+                    write_range_test_only(outcome.summary, found, folder, FILES)
+                return finish(outcome)
         full, source = schedule_params(
             name, params, config.train.steps, flags.lr, found, config.optimizer.lr
         )
@@ -187,7 +198,7 @@ def run(
         )
         outcome = TrainOutcome(result, {}, folder, interrupted, found)
         if folder is None:
-            return outcome
+            return finish(outcome)
         target = flags.target if flags.target is not None else config.train.target
         outcome.summary = {
             "command": "train",
@@ -199,6 +210,7 @@ def run(
             "steps_requested": result.steps_requested,
             "stop_reason": result.stop_reason,
             "interrupted": interrupted,
+            "failed": result.failed,
             "final_val_loss": result.final_val_loss,
             "best_val_loss": result.best_val_loss,
             "final_accuracy": result.final_accuracy,
@@ -209,20 +221,81 @@ def run(
         if target is not None:
             outcome.summary["target_val_loss"] = target
             outcome.summary["steps_to_target"] = result.steps_to(target)
+        texts = {
+            TRAIN_FILE: files.csv_text(TRAIN_COLUMNS, result.step_rows()),
+            EVAL_FILE: files.csv_text(EVAL_COLUMNS, result.evals),
+        }
         if found is not None:
             outcome.summary["range_test"] = {
                 "lr": found.lr,
                 "onecycle_max_lr": found.onecycle_max_lr,
                 "used": get_spec(name).suggestion_key,
             }
-        files.write_csv(folder / TRAIN_FILE, TRAIN_COLUMNS, result.step_rows())
-        files.write_csv(folder / EVAL_FILE, EVAL_COLUMNS, result.evals)
-        files.write_json(folder / SUMMARY_FILE, outcome.summary)
+            texts[RANGE_TEST_FILE] = files.csv_text(RANGE_TEST_COLUMNS, found.rows())
+        texts[SUMMARY_FILE] = files.json_text(outcome.summary)
+        files.write_results(folder, texts, FILES)
         if outputs.png is not None and result.steps:
             from lrtool.png import write_png
 
             write_png("train", outputs.png, outputs.force, result=result)
+    return finish(outcome)
+
+
+def finish(outcome: TrainOutcome) -> TrainOutcome:
+    """The outcome, or the one error line of a run that failed (its files are written)."""
+    failed = outcome.found.failed if outcome.result is None and outcome.found else None
+    failed = failed or (outcome.result.failed if outcome.result is not None else None)
+    if failed and outcome.folder is not None:
+        raise LrtoolError(f"{failed}; the partial results are in {outcome.folder}")
+    if failed:
+        raise LrtoolError(failed)
     return outcome
+
+
+def range_test_for_lr(
+    loaded: LoadedConfig, backend: str, progress: Progress | None
+) -> tuple[RangeTestResult, bool]:
+    """The range test of ``--lr-from-find``; True when it was interrupted or failed (its
+    partial result is then what the run writes)."""
+    from lrtool.finder import RangeTestFailed, RangeTestInterrupted
+    from lrtool.jobs.find import find
+
+    try:
+        return find(loaded, backend, progress), False
+    except (RangeTestInterrupted, RangeTestFailed) as stop:
+        return stop.result, True
+
+
+def stopped_in_range_test(
+    found: RangeTestResult, loaded: LoadedConfig, folder: Path, command: str
+) -> dict[str, Any]:
+    """The summary of a train or compare run stopped during its range test."""
+    return {
+        "command": command,
+        "config": loaded.source,
+        "stopped_in": "range test",
+        "interrupted": found.interrupted,
+        "failed": found.failed,
+        "range_test": {
+            "lr": found.lr,
+            "onecycle_max_lr": found.onecycle_max_lr,
+            "steps_run": found.steps_run,
+            "stop_reason": found.stop_reason,
+        },
+        **common_summary(loaded, folder),
+    }
+
+
+def write_range_test_only(
+    summary: dict[str, Any], found: RangeTestResult, folder: Path, names: list[str]
+) -> None:
+    from lrtool import outputs as files
+
+    texts = {
+        RANGE_TEST_FILE: files.csv_text(RANGE_TEST_COLUMNS, found.rows()),
+        SUMMARY_FILE: files.json_text(summary),
+    }
+    files.write_results(folder, texts, names)
 
 
 class _no_folder:  # noqa: N801 (used like the claimed_folder context manager)
@@ -238,12 +311,16 @@ class _no_folder:  # noqa: N801 (used like the claimed_folder context manager)
 def _train_or_partial(
     loaded: LoadedConfig, name: str, params: dict[str, Any], progress: Progress | None, backend: str
 ) -> tuple[TrainResult, bool]:
-    from lrtool.trainer import TrainInterrupted
+    """The training's result, also when it was interrupted (True) or failed after it had
+    taken steps (``result.failed``)."""
+    from lrtool.trainer import TrainFailed, TrainInterrupted
 
     try:
         return train_schedule(loaded, name, params, progress, backend=backend), False
     except TrainInterrupted as stop:
         return stop.result, True
+    except TrainFailed as stop:
+        return stop.result, False
 
 
 def train_schedule(

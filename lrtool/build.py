@@ -12,7 +12,8 @@ from torch import nn
 from lrtool.config import Config, OptimizerConfig
 from lrtool.data import DataBundle, TensorBatches, load_data
 from lrtool.distributed import DistContext
-from lrtool.errors import LrtoolError, usage_error
+from lrtool.errors import LrtoolError, describe_exception, usage_error
+from lrtool.loop import check_scalar, to_device
 from lrtool.models import build_model
 
 
@@ -122,6 +123,7 @@ def build(
     device = resolve_device(config.device)
     if dist is not None and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
+    check_memory(config)
     torch.manual_seed(config.seed)
     data = data or load_data(config.data, config.seed, config.loss, base_dir)
     if dist is not None:
@@ -136,8 +138,53 @@ def build(
 
         model = wrap_model(model, dist, device)
     loss_fn = build_loss(config.loss, data.task)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise LrtoolError(
+            "model: it has no trainable parameters (none, or all with requires_grad=False); "
+            "an LR needs something to train"
+        )
     optimizer = build_optimizer(config.optimizer, model.parameters())
     return Setup(config, data, model, loss_fn, optimizer, device, dist)
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine (None where the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimated_bytes(config: Config) -> int:
+    """A lower bound on the memory a config's data and built-in model take (float32): the
+    synthetic dataset (inputs, and their standardized train/val copies), and the MLP's
+    weights with their gradient, optimizer state and snapshot (six copies)."""
+    data = config.data
+    total = 0
+    n_inputs = 64  # the digits' features: small either way
+    if data.source == "synthetic":
+        n_inputs = data.n_features
+        total += 3 * data.n_samples * data.n_features * 4
+    model = config.model
+    if model.name in ("mlp", "linear"):
+        sizes = [n_inputs, *(model.hidden if model.name == "mlp" else [])]
+        weights = sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+        total += 6 * weights * 4
+    return total
+
+
+def check_memory(config: Config) -> None:
+    """Refuse, with one line and before allocating, a config that cannot fit in RAM."""
+    need = estimated_bytes(config)
+    have = physical_memory()
+    if have is not None and need > have:
+        raise LrtoolError(
+            f"data/model: this config needs at least {need / 1e9:.1f} GB of memory and the "
+            f"machine has {have / 1e9:.1f} GB; lower data.n_samples, data.n_features or "
+            f"model.hidden"
+        )
 
 
 def shard(train: Iterable, dist: DistContext, seed: int) -> Iterable:
@@ -160,23 +207,32 @@ def shard(train: Iterable, dist: DistContext, seed: int) -> Iterable:
 
 
 def check_batch(setup: Setup) -> None:
-    """Run one forward pass so a model/data mismatch is one clear error before the run."""
-    batch = next(iter(setup.fresh_train_batches()))
-    inputs = batch[0] if isinstance(batch, tuple | list) else batch
+    """Run one forward pass (and the loss) so a model/data mismatch is one clear error before
+    the run: a batch that cannot be formed, sizes that do not match, an output that is not a
+    prediction."""
+    from lrtool.loop import forward
+
+    try:
+        batch = next(iter(setup.fresh_train_batches()))
+    except LrtoolError:
+        raise
+    except Exception as exc:
+        raise LrtoolError(
+            f"data: the first training batch cannot be formed ({describe_exception(exc)}); "
+            f"every item must have the same shape"
+        ) from None
     try:
         with torch.no_grad():
             setup.model.eval()
-            out = setup.model(
-                inputs.to(setup.device) if isinstance(inputs, torch.Tensor) else inputs
-            )
-            setup.model.train()
-            if isinstance(batch, tuple | list) and isinstance(out, torch.Tensor):
-                setup.loss_fn(out, batch[1].to(setup.device))
+            loss, _, _ = forward(setup.model, to_device(batch, setup.device), setup.loss_fn)
+            check_scalar(loss)
+    except LrtoolError as exc:
+        raise LrtoolError(f"model: {exc.message}") from None
     except Exception as exc:
-        setup.model.train()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LrtoolError(
-            f"model: a forward pass on one batch failed ({type(exc).__name__}: {first}); "
+            f"model: a forward pass on one batch failed ({describe_exception(exc)}); "
             f"check that the model's input and output sizes match the data "
             f"({setup.data.n_features} features, {setup.data.n_outputs} outputs)"
         ) from exc
+    finally:
+        setup.model.train()

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from lrtool import cli_flags as flag
 from lrtool import distributed, interrupts, render
-from lrtool.errors import LrtoolError
+from lrtool.errors import LrtoolError, describe_exception
 
 app = typer.Typer(
     name="lrtool",
@@ -83,6 +83,21 @@ def handle_errors(fn: F) -> F:
                 raise
             _stderr().print(f"interrupted ({interrupts.signal_name()})", markup=False)
             raise typer.Exit(interrupts.exit_code()) from None
+        except (RecursionError, MemoryError) as exc:
+            if _state["debug"]:
+                raise
+            what = "nested too deeply" if isinstance(exc, RecursionError) else "out of memory"
+            _stderr().print(f"error: {what}: {describe_exception(exc)}", markup=False)
+            raise typer.Exit(1) from None
+        except Exception as exc:  # a bug, or user code failing outside a run: still one line
+            if _state["debug"]:
+                raise
+            _stderr().print(
+                f"error: {describe_exception(exc)} (lrtool --debug ... shows the traceback)",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
         finally:
             distributed.finish(finished)
 

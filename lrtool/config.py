@@ -259,16 +259,67 @@ _Loader.add_implicit_resolver(
 )
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a page of YAML, not a dataset
+MAX_EXPANDED_NODES = 100_000  # a config that expands past this through aliases is a bomb
+
+
+def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}' (line {mark.line + 1})", mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def expanded_size(node: yaml.Node | None) -> int:
+    """How many nodes the YAML holds once every alias (``*name``) is expanded, counted on the
+    composed graph with each shared node counted once per use, without expanding anything
+    (a "billion laughs" file expands to billions from a few lines)."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        known = sizes.get(id(n))
+        if known is not None:
+            return known
+        sizes[id(n)] = 1  # a cycle counts once
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            total += sum(size(child) for child in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in n.value)
+        total = min(total, 10 * MAX_EXPANDED_NODES)
+        sizes[id(n)] = total
+        return total
+
+    return 0 if node is None else size(node)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a config file into a mapping, with one clear error for each way it can fail."""
     if not path.exists():
         raise usage_error(f"config file not found: {path} (check the path)")
     if path.is_dir():
         raise usage_error(f"config path is a directory, not a file: {path}")
+    if not path.is_file():  # a FIFO or a device (/dev/zero) would block or never end
+        raise usage_error(f"config path is not a regular file: {path}")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise usage_error(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise usage_error(
+            f"config file {path} is larger than {MAX_CONFIG_BYTES // 1000} kB; a config is a "
+            f"short YAML file (data goes in data.path)"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -276,12 +327,24 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if "\x00" in text:
         raise usage_error(f"config file {path} is not text (it contains NUL bytes)")
     try:
+        if expanded_size(yaml.compose(text, Loader=_Loader)) > MAX_EXPANDED_NODES:
+            raise usage_error(
+                f"config file {path}: its YAML aliases (*name) expand to more than "
+                f"{MAX_EXPANDED_NODES:,} values; write the values out"
+            )
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise usage_error(f"config file {path}: invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise usage_error(f"config file {path}: nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        text = str(exc).splitlines()[0] if str(exc) else "unreadable value"
+        if "digits" in text:
+            text = "a number with thousands of digits; write a float (1e30) instead"
+        raise usage_error(f"config file {path}: {text[:200]}") from None
     if data is None:
         raise usage_error(f"config file {path} is empty; start from configs/quickstart.yaml")
     if not isinstance(data, dict):

@@ -275,6 +275,13 @@ def _split(
             y_mean, y_std = y_train.mean(dim=0), y_train.std(dim=0)
             y_std = torch.where(y_std > 1e-8, y_std, torch.ones_like(y_std))
             y_train, y_val = (y_train - y_mean) / y_std, (y_val - y_mean) / y_std
+    if task == "classification" and loss in ("mse", "l1"):
+        raise usage_error(
+            f"loss: {loss} needs a regression target and this data is classification; use "
+            f"loss: cross_entropy (or auto), or data.task: regression for a numeric target"
+        )
+    if task == "regression" and not torch.isfinite(targets).all():
+        raise LrtoolError(f"data ({name}): the regression target has NaN or infinite values")
     if task == "classification":
         classes = int(targets.max().item()) + 1
         if int(torch.unique(y_train).numel()) < 2:
@@ -338,12 +345,28 @@ def _from_import(cfg: DataConfig, seed: int, base_dir: Path | None) -> DataBundl
             f"data.batch_size: {cfg.batch_size} is larger than the training dataset "
             f"({n_train} rows); lower data.batch_size"
         )
-    x0 = torch.as_tensor(x0)
-    y0 = torch.as_tensor(y0)
+    try:
+        x0 = torch.as_tensor(x0)
+        y0 = torch.as_tensor(y0)
+    except (TypeError, ValueError, RuntimeError):
+        raise LrtoolError(
+            f"data.function: the train dataset's items must be (input, target) of numbers or "
+            f"tensors, got ({type(x0).__name__}, {type(y0).__name__}); encode string labels as "
+            f"integers"
+        ) from None
     is_class = not y0.is_floating_point() if cfg.task == "auto" else cfg.task == "classification"
     if is_class:
-        labels = [int(torch.as_tensor(train_ds[i][1])) for i in range(min(n_train, 100_000))]
+        try:
+            labels = [int(torch.as_tensor(train_ds[i][1])) for i in range(min(n_train, 100_000))]
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise LrtoolError(
+                f"data.function: every target must be one integer class label ({exc})"
+            ) from None
+        if min(labels) < 0:
+            raise LrtoolError("data.function: class labels must be 0, 1, 2, ...; found a negative")
         n_outputs = max(labels) + 1
+    elif not torch.isfinite(y0.float()).all():
+        raise LrtoolError("data.function: the regression target has NaN or infinite values")
     else:
         n_outputs = max(1, int(y0.numel()))
     g = torch.Generator().manual_seed(seed)

@@ -21,6 +21,7 @@ from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
 from lrtool.search import check_budget
 from lrtool.snapshot import StateSnapshot
 from lrtool.suggest import DebiasedEma, Recommendation, lrtool_constant, recommend, run_rules
+from lrtool.torch_adapter import group_ratios
 
 __all__ = [
     "Progress",
@@ -41,8 +42,10 @@ def lr_ladder(start_lr: float, end_lr: float, steps: int, mode: str = "exp") -> 
     >>> lr_ladder(1e-3, 1e-1, 3)
     [0.001, 0.01, 0.1]
     """
-    if steps < 2:
-        raise usage_error(f"find.steps: must be at least 2, got {steps}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise usage_error(f"find.steps: must be an integer of at least 2, got {steps!r}")
+    if not (math.isfinite(start_lr) and math.isfinite(end_lr)):
+        raise usage_error(f"find.start_lr/end_lr: must be finite (got {start_lr:g}, {end_lr:g})")
     if not (0 < start_lr < end_lr):
         raise usage_error(
             f"find.end_lr: must be greater than find.start_lr > 0 (got {start_lr:g}, {end_lr:g})"
@@ -52,7 +55,11 @@ def lr_ladder(start_lr: float, end_lr: float, steps: int, mode: str = "exp") -> 
     last = steps - 1
     if mode == "exp":
         ratio = end_lr / start_lr
-        lrs = [start_lr * ratio ** (i / last) for i in range(steps)]
+        if math.isfinite(ratio):
+            lrs = [start_lr * ratio ** (i / last) for i in range(steps)]
+        else:  # more than ~308 decades: the same ladder, computed in logs
+            low, span = math.log(start_lr), math.log(end_lr) - math.log(start_lr)
+            lrs = [math.exp(low + span * i / last) for i in range(steps)]
     else:
         lrs = [start_lr + (end_lr - start_lr) * (i / last) for i in range(steps)]
     lrs[0], lrs[-1] = start_lr, end_lr
@@ -193,7 +200,8 @@ def find_lr(
     Step i of N trains one optimizer step at ``lr_ladder(start_lr, end_lr, N, mode)[i]``; the
     loss is smoothed with a debiased EMA (``smoothing`` is its beta, 0 turns it off); the run
     stops early when a loss is NaN/Inf or the smoothed loss exceeds ``diverge_threshold``
-    times the best so far. Several param groups keep their LR ratio to the first group.
+    times the best so far. Several param groups keep their LR ratio to the first group
+    with an LR above 0 (a group at LR 0 stays at 0).
 
     ``refine="auto"`` (the default) runs a second sweep of ``steps`` steps, from the same
     weights, over the 3.5 decades below where the first one diverged, when the first curve is
@@ -373,8 +381,7 @@ def _sweep(
     """One pass up an LR ladder (no state restore here): the loop with an LR per step, the
     debiased EMA of the monitored loss, and the divergence stop."""
     optimizer = loop.optimizer
-    base = [float(g["lr"]) for g in optimizer.param_groups]
-    ratios = [b / base[0] if base[0] > 0 else 1.0 for b in base]
+    ratios = group_ratios(optimizer.param_groups)
     groups = list(zip(optimizer.param_groups, ratios, strict=True))
     lrs: list[float] = []
     losses: list[float] = []

@@ -122,13 +122,28 @@ def loss_from_output(output: Any) -> torch.Tensor | None:
     return loss if isinstance(loss, torch.Tensor) else None
 
 
-def logits_of(output: Any) -> Any:
-    """The prediction inside a model's output: the tensor, or its ``logits``."""
+def logits_of(output: Any) -> torch.Tensor:
+    """The prediction inside a model's output: the tensor, its ``logits`` (attribute or key),
+    or the first tensor of a tuple (``return_dict=False`` style). Anything else is an error
+    that says what the model returned."""
     if isinstance(output, torch.Tensor):
         return output
-    if isinstance(output, Mapping) and "logits" in output:
-        return output["logits"]
-    return getattr(output, "logits", output)
+    if isinstance(output, Mapping):
+        if isinstance(output.get("logits"), torch.Tensor):
+            return output["logits"]
+        raise LrtoolError(
+            f"the model returned a dict without 'logits' or 'loss' (keys: "
+            f"{', '.join(map(str, list(output)[:6]))}); return a tensor, or one of those keys"
+        )
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise LrtoolError(
+        f"the model returned {type(output).__name__}, not a tensor of predictions; return "
+        f"the logits (or an object with .logits or .loss)"
+    )
 
 
 TARGET_KEYS = ("labels", "targets", "target", "y")
@@ -194,6 +209,11 @@ def default_step(loss_fn: Callable[..., torch.Tensor] | None) -> StepFn:
 def check_scalar(loss: Any) -> None:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise LrtoolError(f"the step must return a scalar loss tensor, got {describe(loss)}")
+    if torch.is_grad_enabled() and not loss.requires_grad:
+        raise LrtoolError(
+            "the loss does not depend on any trainable parameter (all frozen, "
+            "requires_grad=False, or the loss was detached); unfreeze what the LR should train"
+        )
 
 
 def describe(batch: Any) -> str:
@@ -224,6 +244,15 @@ def model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
+
+
+def check_device(device: torch.device) -> None:
+    """One clear error for a device this machine does not have."""
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LrtoolError("device: cuda was asked for but no CUDA GPU is available; use cpu")
+    mps = getattr(torch.backends, "mps", None)
+    if device.type == "mps" and not (mps and mps.is_available()):
+        raise LrtoolError("device: mps was asked for but is not available; use cpu")
 
 
 def amp_context(
@@ -289,6 +318,7 @@ class TrainingLoop:
         self.step_fn = step_fn
         self.options = options or LoopOptions()
         dev = torch.device(device) if device is not None else model_device(model)
+        check_device(dev)
         self.device = dev
         self.move = None if dev.type == "cpu" else dev
         self.loss_of: StepFn = step_fn or default_step(loss_fn)

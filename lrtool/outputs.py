@@ -107,6 +107,20 @@ def _lock_owner(lock: Path) -> int | None:
     return pid
 
 
+def check_output_file(path: Path, flag: str, force: bool) -> None:
+    """Fail before any work when ``path`` (a ``--csv`` or ``--png`` file) cannot be written:
+    a folder, a missing or read-only folder, or an existing file without ``force``."""
+    if path.is_dir():
+        raise LrtoolError(f"{flag}: {path} is a folder; give a file name")
+    if path.exists() and not force:
+        raise LrtoolError(f"{flag}: {path} exists; pass --force to overwrite it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise LrtoolError(f"{flag}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise LrtoolError(f"{flag}: folder {parent} is not writable")
+
+
 def write_results(folder: Path, files: dict[str, str], names: Sequence[str]) -> list[Path]:
     """Put a run's result files in place together: every file is written to a temporary
     name first (so a full disk fails before any result is replaced), then each is renamed

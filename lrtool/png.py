@@ -17,12 +17,11 @@ DPI = 100  # 800 x 500 pixels
 
 def check_png_target(path: Path, force: bool) -> None:
     """Fail before any work when the PNG cannot be written or matplotlib is missing."""
-    if path.suffix.lower() != ".png":
-        raise usage_error(f"--png: {path} must end in .png")
-    if path.exists() and not force:
-        raise LrtoolError(f"--png: {path} exists; pass --force to overwrite it")
-    if not path.parent.exists():
-        raise LrtoolError(f"--png: folder {path.parent} does not exist")
+    from lrtool.outputs import check_output_file
+
+    if path.suffix.lower() != ".png" or path.is_dir():
+        raise usage_error(f"--png: {path} must be a file name ending in .png")
+    check_output_file(path, "--png", force)
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -219,7 +219,9 @@ def _curve_features(
     # rise would only leak backwards into the minimum.
     end = int(np.searchsorted(log_x, log_x[i_rise] + 2 * width, side="right"))
     significance = _significance(log_x, y, width, skip, i_min, max(end, i_min + 1))
-    if relative_drop < MIN_RELATIVE_DROP:
+    # "Flat" is relative to the loss's zero, which only a loss that stays positive has; a
+    # shifted loss (loss - 100, a log-likelihood) is judged by its noise alone.
+    if relative_drop < MIN_RELATIVE_DROP and float(np.min(smooth)) > 0:
         return f"the curve is flat (the loss fell by only {relative_drop:.2%})"
     if significance < MIN_SIGNIFICANCE:
         return (

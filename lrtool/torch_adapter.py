@@ -7,7 +7,8 @@ Two lines in a training loop::
 
 Like torch schedulers, construction applies step 0 and each ``step()`` moves to the next.
 For ``plateau`` call ``scheduler.update(val_loss)`` after each evaluation instead.
-Several param groups keep their LR ratio to the first group. Momentum is cycled only for
+Several param groups keep their LR ratio to the first group with an LR above 0; a group at
+LR 0 stays at 0. Momentum is cycled only for
 optimizers that use it (SGD with momentum > 0, RMSprop with momentum > 0, or any optimizer with
 ``betas``): unlike torch ``OneCycleLR``, plain SGD without momentum is not silently given some.
 """
@@ -28,14 +29,23 @@ def momentum_key(group: dict[str, Any]) -> str | None:
     return None
 
 
+def group_ratios(param_groups: list[dict[str, Any]]) -> list[float]:
+    """Each param group's LR as a multiple of the reference group's, the first with an LR
+    above 0: a schedule (or a ladder) sets ``lr * ratio`` on every group, so discriminative
+    LRs keep their proportions and a group at LR 0 (frozen on purpose) stays at 0. All 1
+    when every group is at 0."""
+    lrs = [float(g["lr"]) for g in param_groups]
+    reference = next((lr for lr in lrs if lr > 0), 0.0)
+    return [lr / reference if reference > 0 else 1.0 for lr in lrs]
+
+
 class LrtoolScheduler:
     """Sets ``param_group['lr']`` (and momentum/beta1) to the schedule's value at each step."""
 
     def __init__(self, optimizer: Any, schedule: Schedule, last_step: int = -1) -> None:
         self.optimizer = optimizer
         self.schedule = schedule
-        lrs = [float(g["lr"]) for g in optimizer.param_groups]
-        self.ratios = [lr / lrs[0] if lrs[0] > 0 else 1.0 for lr in lrs]
+        self.ratios = group_ratios(optimizer.param_groups)
         self.t = last_step + 1
         self.apply(self.t)
 

@@ -25,6 +25,8 @@ from lrtool.schedules import (
 )
 
 DEFAULT_STEPS = 1000  # --steps when neither the flag nor --config gives a length
+MAX_CSV_ROWS = 10_000_000  # --csv writes every step
+MAX_EVALUATIONS = 4000  # plateau's synthetic metric: at most this many evaluations
 EXAMPLE_LR = 0.1  # the LR a plot or an example uses when none is given
 
 
@@ -123,17 +125,20 @@ def curves_for(
         view.built[label] = sched
         if sched.stateful:
             metric = read_metric_csv(metric_csv) if metric_csv else None
+            stride = 1
             if metric is None:
-                metric = _stalling(steps)
+                # A long plot evaluates every `stride` steps: as cheap as a short one.
+                stride = max(1, math.ceil(steps / MAX_EVALUATIONS))
+                metric = _stalling(math.ceil(steps / stride))
+                every = "one evaluation per step" if stride == 1 else f"one every {stride} steps"
                 view.notes.append(
                     f"{label}: response to a synthetic validation metric that improves for "
-                    f"30% of the steps, then stalls (one evaluation per step; use --metric-csv "
-                    f"for your own)"
+                    f"30% of the steps, then stalls ({every}; use --metric-csv for your own)"
                 )
             xs, lrs = [], []
-            for t, value in enumerate(metric):
-                xs.append(t)
-                lrs.append(sched(t))
+            for i, value in enumerate(metric):
+                xs.append(i * stride)
+                lrs.append(sched(i * stride))
                 sched.update(value)  # type: ignore[attr-defined]
             view.metrics[label] = metric
             view.curves[label] = (xs, lrs, [None] * len(xs))
@@ -197,8 +202,15 @@ def plot(request: PlotRequest) -> PlotOutcome:
     steps = steps or DEFAULT_STEPS
     if not names:
         raise usage_error("--schedule: name at least one schedule (see lrtool schedules)")
-    if request.csv is not None and request.csv.exists() and not request.force:
-        raise LrtoolError(f"--csv: {request.csv} exists; pass --force to overwrite it")
+    if request.csv is not None:
+        from lrtool.outputs import check_output_file
+
+        check_output_file(request.csv, "--csv", request.force)
+        if steps * len(names) > MAX_CSV_ROWS:
+            raise usage_error(
+                f"--csv: writes every step; {steps:,} steps x {len(names)} schedule(s) is more "
+                f"than {MAX_CSV_ROWS:,} rows; lower --steps"
+            )
     if request.png is not None:
         from lrtool.png import check_png_target
 

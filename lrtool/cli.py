@@ -89,6 +89,8 @@ def handle_errors(fn: F) -> F:
             what = "nested too deeply" if isinstance(exc, RecursionError) else "out of memory"
             _stderr().print(f"error: {what}: {describe_exception(exc)}", markup=False)
             raise typer.Exit(1) from None
+        except BrokenPipeError:
+            raise  # the reader went away: lrtool.entry makes it a quiet exit 0
         except Exception as exc:  # a bug, or user code failing outside a run: still one line
             if _state["debug"]:
                 raise

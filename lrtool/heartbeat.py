@@ -1,4 +1,5 @@
-"""``LRTOOL_HEARTBEAT=PATH``: a file that appears once a run has finished its first step.
+"""``LRTOOL_HEARTBEAT=PATH``: a file that appears once a run has finished its first step
+(and ``PATH.<phase>`` when a later phase starts, e.g. ``PATH.search``).
 
 For watchdogs, CI scripts and tests that must act once training is under way (send Ctrl-C,
 start a timer) instead of sleeping for a guessed time. Each training loop (the range test and
@@ -20,3 +21,15 @@ def first_step_done() -> None:
                 pass
         except OSError:
             pass  # a monitor's file is never a reason to stop training
+
+
+def phase_started(name: str) -> None:
+    """Create ``<LRTOOL_HEARTBEAT>.<name>`` (if the variable is set): a phase such as the
+    budgeted search (``search``) has started."""
+    path = os.environ.get("LRTOOL_HEARTBEAT")
+    if path:
+        try:
+            with open(f"{path}.{name}", "a", encoding="utf-8"):
+                pass
+        except OSError:
+            pass

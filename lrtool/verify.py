@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lrtool.errors import describe_exception, usage_error
+from lrtool.heartbeat import phase_started
 from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle
 from lrtool.snapshot import StateSnapshot
 
@@ -326,6 +327,7 @@ class _Trials:
         from lrtool.torch_adapter import LrtoolScheduler
 
         self.restore()
+        phase_started("search")
         driver = LrtoolScheduler(self.loop.optimizer, schedule)
         losses: list[float] = []
 

@@ -47,24 +47,52 @@ def invoke(*args: str):
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def interrupt_run(command: str, config: Path, out: Path, cwd: Path, *extra: str) -> tuple[int, str]:
+def interrupt_run(
+    command: str,
+    config: Path,
+    out: Path,
+    cwd: Path,
+    *extra: str,
+    sig: int = signal.SIGINT,
+    phase: str = "",
+    twice: bool = False,
+) -> tuple[int, str]:
     """Start `python -m lrtool COMMAND CONFIG --out OUT` in a real process, wait for the
     observable event that training is under way (the LRTOOL_HEARTBEAT file appears after the
-    first step), send SIGINT; (exit code, stderr). No guessed sleep: on a loaded machine the
-    wait for the event simply takes longer."""
+    first step; with ``phase``, the ``HEARTBEAT.<phase>`` file, e.g. ``search``), send ``sig``
+    (``twice``: a second one right after); (exit code, stderr). No guessed sleep: on a
+    loaded machine the wait for the event simply takes longer."""
+    proc, beat = start_run(command, config, out, cwd, *extra)
+    wait_for(beat if not phase else Path(f"{beat}.{phase}"), proc)
+    proc.send_signal(sig)
+    if twice:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err.decode()
+
+
+def start_run(
+    command: str, config: Path, out: Path, cwd: Path, *extra: str, env: dict | None = None
+) -> tuple[subprocess.Popen, Path]:
+    """``python -m lrtool COMMAND CONFIG --out OUT -q ...`` in a real process, with its
+    heartbeat file (see :func:`interrupt_run`)."""
     beat = cwd / f"heartbeat-{out.name}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LRTOOL_HEARTBEAT": str(beat)}
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "LRTOOL_HEARTBEAT": str(beat), **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "lrtool", command, str(config), "--out", str(out), "-q", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
+        env=full_env,
         cwd=cwd,
     )
-    deadline = time.time() + 300
-    while time.time() < deadline and not beat.exists() and proc.poll() is None:
+    return proc, beat
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Poll (50 ms) until ``path`` exists; fail if the process ends first or it never does."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not path.exists() and proc.poll() is None:
         time.sleep(0.05)
-    assert beat.exists(), "the run never finished a training step"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err.decode()
+    if not path.exists():
+        out, err = proc.communicate(timeout=60) if proc.poll() is not None else (b"", b"")
+        raise AssertionError(f"{path.name} never appeared; stderr: {err.decode()[-2000:]}")

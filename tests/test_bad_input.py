@@ -35,6 +35,46 @@ def not_datasets():
 
 def one_dataset():
     return [torch.zeros(3)]
+
+
+class _Linear(nn.Module):
+    def __init__(self, n_features, n_outputs, out="tensor"):
+        super().__init__()
+        self.net = nn.Linear(n_features, n_outputs)
+        self.out = out
+
+    def forward(self, x):
+        y = self.net(x)
+        return {"scores": y} if self.out == "dict" else 3 if self.out == "int" else y
+
+
+def dict_model(n_features, n_outputs):
+    return _Linear(n_features, n_outputs, "dict")
+
+
+def int_model(n_features, n_outputs):
+    return _Linear(n_features, n_outputs, "int")
+
+
+def frozen_model(n_features, n_outputs):
+    model = _Linear(n_features, n_outputs)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def no_parameters(n_features, n_outputs):
+    return nn.Identity()
+
+
+def string_labels():
+    items = [(torch.randn(4), "cat" if i % 2 else "dog") for i in range(64)]
+    return items, items[:16]
+
+
+def ragged():
+    items = [(torch.randn(3 + i % 2), i % 2) for i in range(64)]
+    return items, items[:16]
 """
 
 CSV = {
@@ -45,6 +85,7 @@ CSV = {
     "few.csv": "a,b,label\n1,2,0\n3,4,1\n5,6,0\n",
     "oneclass.csv": "a,b,label\n" + "".join(f"{i},{i * 2},1\n" for i in range(100)),
     "good.csv": "a,b,label\n" + "".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(100)),
+    "inf_target.csv": "a,b,y\n" + "".join(f"{i},{i % 3},{'inf' if i == 9 else i / 3}\n" for i in range(100)),
 }
 
 
@@ -163,6 +204,36 @@ CASES = [
     ("png-exists", "plot --schedule onecycle --png {dir}/old.png", None, 1, "--force"),
     ("png-wrong-suffix", "find {cfg} --out {out} --png {dir}/x.jpg", None, 2, ".png"),
     ("png-folder-missing", "train {cfg} --out {out} --png {dir}/no/x.png", None, 1, "does not exist"),
+    # round two (issue 17): YAML that hangs or crashes a parser, inputs that crashed torch
+    ("yaml-duplicate-key", "find {cfg}", "seed: 1\nseed: 2\n", 2, "duplicate key 'seed'"),
+    ("yaml-huge-integer", "find {cfg}", "seed: " + "9" * 5000 + "\n", 2, "thousands of digits"),
+    ("yaml-deep-nesting", "train {cfg}", "a: " + "[" * 3000 + "]" * 3000 + "\n", 2,
+     "nested too deeply"),
+    ("mse-on-classes", "find {cfg} --out {out}", {"loss": "mse"}, 2, "loss: mse"),
+    ("csv-infinite-target", "train {cfg} --out {out}",
+     {"data": {"source": "csv", "path": "inf_target.csv", "task": "regression"}}, 1, "infinite"),
+    ("data-too-big-for-memory", "find {cfg} --out {out}",
+     {"data": {"n_samples": 10_000_000, "n_features": 100_000}}, 1, "memory"),
+    ("model-too-big-for-memory", "train {cfg} --out {out}",
+     {"model": {"hidden": [1_000_000, 1_000_000]}}, 1, "memory"),
+    ("model-returns-dict", "find {cfg} --out {out}",
+     {"model": {"name": "import", "function": "mods.user:dict_model"}}, 1, "dict without"),
+    ("model-returns-int", "train {cfg} --out {out}",
+     {"model": {"name": "import", "function": "mods.user:int_model"}}, 1, "returned int"),
+    ("model-frozen", "find {cfg} --out {out}",
+     {"model": {"name": "import", "function": "mods.user:frozen_model"}}, 1, "trainable"),
+    ("model-no-parameters", "compare {cfg} --out {out}",
+     {"model": {"name": "import", "function": "mods.user:no_parameters"}}, 1, "trainable"),
+    ("data-string-labels", "find {cfg} --out {out}",
+     {"data": {"source": "import", "function": "mods.user:string_labels"}}, 1, "string labels"),
+    ("data-items-of-varying-shape", "train {cfg} --out {out}",
+     {"data": {"source": "import", "function": "mods.user:ragged"}}, 1, "same shape"),
+    ("plot-csv-missing-folder", "plot --schedule onecycle --csv {dir}/nope/x.csv", None, 1,
+     "does not exist"),
+    ("plot-csv-is-a-folder", "plot --schedule onecycle --csv {dir}/done --force", None, 1,
+     "is a folder"),
+    ("png-is-a-folder", "plot --schedule onecycle --png {dir}/done --force", None, 2, ".png"),
+    ("plot-width-zero", "plot --schedule onecycle --width 0", None, 2, "--width"),
 ]  # fmt: skip
 
 

@@ -113,6 +113,9 @@ def test_custom_model_example_config(tmp_path):
     config = ROOT / "configs" / "custom_model.yaml"
     result = invoke("find", config, "--out", tmp_path / "r", "-q", "--steps", "20")
     assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["config_echo"]["model"]["name"] == "import" and summary["steps_run"] >= 5
+    assert "suggested lr" in result.stdout or "no suggestion" in result.stdout
 
 
 def test_csv_data_config(tmp_path):
@@ -127,6 +130,10 @@ def test_csv_data_config(tmp_path):
     )
     result = invoke("find", cfg, "--out", tmp_path / "r", "-q")
     assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["config_echo"]["data"]["source"] == "csv" and summary["steps_run"] >= 5
+    rows = (tmp_path / "r" / "range_test.csv").read_text().splitlines()
+    assert len(rows) == summary["steps_run"] + 1
 
 
 def test_sigint_writes_partial_results_and_exits_130(tmp_path):

@@ -68,7 +68,8 @@ def test_plateau_plot_says_synthetic(tmp_path):
 
 def test_plot_from_config_train_section():
     result = invoke("plot", "--config", ROOT / "configs" / "quickstart.yaml")
-    assert result.exit_code == 0, result.output and "onecycle" in result.stdout
+    assert result.exit_code == 0, result.output
+    assert "onecycle" in result.stdout and "299" in result.stdout  # the config's 300 steps
 
 
 @pytest.mark.parametrize(

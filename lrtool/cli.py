@@ -94,6 +94,10 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # a bug, or user code failing outside a run: still one line
             if _state["debug"]:
                 raise
+            if distributed.peer_failed(exc):  # another rank failed first and said why
+                rank = os.environ.get("RANK", "?")
+                _stderr().print(f"stopped (rank {rank}): another rank failed", markup=False)
+                raise typer.Exit(1) from None
             _stderr().print(
                 f"error: {describe_exception(exc)} (lrtool --debug ... shows the traceback)",
                 markup=False,

@@ -151,3 +151,15 @@ def finish(finished: bool) -> None:
         if finished:
             dist.barrier()
         dist.destroy_process_group()
+
+
+PEER_FAILURES = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+def peer_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is this rank losing a collective because another rank went away (its
+    own error is the one to report), under torchrun."""
+    if not launched_by_torchrun():
+        return False
+    text = str(exc)
+    return type(exc).__name__ == "DistBackendError" or any(p in text for p in PEER_FAILURES)

@@ -85,7 +85,8 @@ CSV = {
     "few.csv": "a,b,label\n1,2,0\n3,4,1\n5,6,0\n",
     "oneclass.csv": "a,b,label\n" + "".join(f"{i},{i * 2},1\n" for i in range(100)),
     "good.csv": "a,b,label\n" + "".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(100)),
-    "inf_target.csv": "a,b,y\n" + "".join(f"{i},{i % 3},{'inf' if i == 9 else i / 3}\n" for i in range(100)),
+    "inf_target.csv": "a,b,y\n"
+    + "".join(f"{i},{i % 3},{'inf' if i == 9 else i / 3}\n" for i in range(100)),
 }
 
 

@@ -337,6 +337,21 @@ def test_usage_errors_are_one_error_line(args, fragment):
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
 
 
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """SIGINT while Python is still importing lrtool and torch: no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrtool", "find", "--out", str(tmp_path / "r")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    time.sleep(0.3)  # the point is to land *during* start-up: any moment of it will do
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert "Traceback" not in text, text
+    assert proc.returncode in (130, -signal.SIGINT) or "interrupted" in text
+
+
 def test_a_closed_pipe_is_not_a_failure(tiny_config, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrtool import distributed
 from lrtool.config import Config, apply_overrides, default_config, load_config
-from lrtool.errors import usage_error
+from lrtool.errors import LrtoolError, usage_error
 
 if TYPE_CHECKING:
     from lrtool.build import Setup
@@ -117,8 +117,13 @@ def prepare(loaded: LoadedConfig, backend: str = "auto") -> Setup:
 
     retain_freed_memory()
     dist = distributed.init_from_env(resolve_device(loaded.config.device), backend)
-    setup = build(loaded.config, loaded.base_dir, dist=dist)
-    check_batch(setup)
+    try:
+        setup = build(loaded.config, loaded.base_dir, dist=dist)
+        check_batch(setup)
+    except SystemExit as exc:  # user code (a model or data function) must not end lrtool
+        raise LrtoolError(
+            f"user code called sys.exit({exc.code!r}) while the data and model were built"
+        ) from None
     return setup
 
 

@@ -15,7 +15,10 @@ optimizers that use it (SGD with momentum > 0, RMSprop with momentum > 0, or any
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from torch.optim.lr_scheduler import LRScheduler
 
 from lrtool.errors import LrtoolError
 from lrtool.schedules import Schedule
@@ -39,15 +42,29 @@ def group_ratios(param_groups: list[dict[str, Any]]) -> list[float]:
     return [lr / reference if reference > 0 else 1.0 for lr in lrs]
 
 
-class LrtoolScheduler:
-    """Sets ``param_group['lr']`` (and momentum/beta1) to the schedule's value at each step."""
+class LrtoolScheduler(LRScheduler):
+    """Sets ``param_group['lr']`` (and momentum/beta1) to the schedule's value at each step.
+
+    A real torch LR scheduler (:class:`torch.optim.lr_scheduler.LRScheduler`): ``step()``,
+    ``get_last_lr()``, ``last_epoch`` (the step now applied), and ``state_dict()`` /
+    ``load_state_dict()`` holding the step, the param groups' ratios, the momentum keys and a
+    plateau schedule's state, so a run resumed from a checkpoint continues with the very LRs
+    (and momenta) it would have had. Lightning's ``configure_optimizers`` and the Hugging Face
+    ``Trainer(optimizers=(optimizer, scheduler))`` take it as they take torch's schedulers.
+    """
 
     def __init__(self, optimizer: Any, schedule: Schedule, last_step: int = -1) -> None:
-        self.optimizer = optimizer
         self.schedule = schedule
         self.ratios = group_ratios(optimizer.param_groups)
-        self.t = last_step + 1
-        self.apply(self.t)
+        if last_step != -1:  # resuming without a checkpoint: the groups' LRs are the base
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        super().__init__(optimizer, last_epoch=last_step)  # applies step last_step + 1
+
+    @property
+    def t(self) -> int:
+        """The step whose values are applied now (``last_epoch``)."""
+        return int(self.last_epoch)
 
     def apply(self, t: int) -> float:
         """Set the values of step ``t`` on every param group; returns the LR of group 0."""
@@ -61,12 +78,20 @@ class LrtoolScheduler:
                     group["betas"] = (momentum, *tuple(group["betas"])[1:])
                 elif key == "momentum":
                     group["momentum"] = momentum
+        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
         return lr
 
-    def step(self) -> float:
-        """Advance to the next step (call after ``optimizer.step()``); returns the new LR."""
-        self.t += 1
-        return self.apply(self.t)
+    def step(self, epoch: int | None = None) -> float:  # type: ignore[override]
+        """Advance to the next step (call after ``optimizer.step()``); returns the new LR.
+        ``epoch`` (torch's deprecated argument) jumps to that step instead."""
+        self._step_count += 1
+        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
+        return self.apply(self.last_epoch)
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        """The LR of every param group at ``last_epoch`` (torch's hook)."""
+        lr = self.schedule(self.last_epoch)
+        return [lr * ratio for ratio in self.ratios]
 
     def update(self, metric: float) -> float:
         """Feed a validation metric to a ``plateau`` schedule; returns the LR now in use."""
@@ -76,9 +101,9 @@ class LrtoolScheduler:
                 f"schedule '{self.schedule.name}' does not take metrics; only plateau does"
             )
         update(metric)
-        return self.apply(self.t)
+        return self.apply(self.last_epoch)
 
-    def get_last_lr(self) -> list[float]:
+    def get_last_lr(self) -> list[float]:  # type: ignore[override]
         return [float(g["lr"]) for g in self.optimizer.param_groups]
 
     def current_momentum(self) -> float | None:
@@ -87,3 +112,37 @@ class LrtoolScheduler:
         if key == "betas":
             return float(group["betas"][0])
         return float(group["momentum"]) if key == "momentum" else None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data (no functions), so ``torch.save`` and checkpoints of Lightning and the
+        HF Trainer can hold it: the step, the ratios, the schedule's name and parameters (to
+        check a resume uses the same one) and a plateau schedule's state."""
+        state = getattr(self.schedule, "state", None)
+        return {
+            "last_epoch": int(self.last_epoch),
+            "step_count": int(self._step_count),
+            "ratios": list(self.ratios),
+            "base_lrs": [float(b) for b in self.base_lrs],
+            "schedule": self.schedule.name,
+            "schedule_params": dict(self.schedule.params),
+            "plateau_state": None if state is None else dataclasses.asdict(state),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`: the same step, ratios and plateau state, applied
+        to the optimizer at once."""
+        name = state_dict.get("schedule")
+        if name is not None and name != self.schedule.name:
+            raise LrtoolError(
+                f"this scheduler state is for schedule '{name}', not '{self.schedule.name}'; "
+                f"build the scheduler with the schedule the run used"
+            )
+        self.last_epoch = int(state_dict["last_epoch"])
+        self._step_count = int(state_dict.get("step_count", self._step_count))
+        self.ratios = [float(r) for r in state_dict.get("ratios", self.ratios)]
+        if "base_lrs" in state_dict:
+            self.base_lrs = list(state_dict["base_lrs"])
+        plateau = state_dict.get("plateau_state")
+        if plateau is not None and hasattr(self.schedule, "state"):
+            self.schedule.state = type(self.schedule.state)(**plateau)
+        self.apply(self.last_epoch)

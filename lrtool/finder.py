@@ -6,11 +6,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -131,6 +135,86 @@ class RangeTestResult:
 
         return lagfree_curve(self.lrs, self.losses)
 
+    def __repr__(self) -> str:
+        rec = self.recommendation
+        confidence = rec.confidence if rec else "none"
+        shown = "None" if self.lr is None else f"{self.lr:.3g}"
+        peak = "None" if self.onecycle_max_lr is None else f"{self.onecycle_max_lr:.3g}"
+        flags = " interrupted" if self.interrupted else (" failed" if self.failed else "")
+        return (
+            f"RangeTestResult(lr={shown}, onecycle_max_lr={peak}, confidence={confidence}, "
+            f"steps={self.steps_run}/{self.steps_requested}{flags}, "
+            f"stop={self.stop_reason!r})"
+        )
+
+    @property
+    def group_lr(self) -> list[float | None]:
+        """The suggested constant LR for each param group (their ratios kept)."""
+        if self.lr is None or not self.lrs:
+            return [None] * max(1, len(self.group_lrs))
+        return [self.lr * (g[0] / self.lrs[0]) for g in self.group_lrs] or [self.lr]
+
+    def plot(self, ax: Any = None) -> Any:
+        """A matplotlib Axes: the raw losses (points), the curve the rules read (line), and
+        the suggestions marked; log-scale LRs for an exponential sweep. Needs matplotlib."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise LrtoolError("result.plot needs matplotlib: pip install matplotlib") from None
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4))
+        finite = [(lr, v) for lr, v in zip(self.lrs, self.losses, strict=True) if math.isfinite(v)]
+        if finite:
+            ax.scatter(*zip(*finite, strict=True), s=8, alpha=0.35, label="loss")
+        ax.plot(self.lrs, self.lagfree, label="curve the rules read")
+        for value, label, style in (
+            (self.lr, "lr", "--"),
+            (self.onecycle_max_lr, "1cycle peak", ":"),
+        ):
+            if value is not None:
+                ax.axvline(value, linestyle=style, color="black", label=f"{label} {value:.3g}")
+        if self.mode == "exp":
+            ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss" if self.monitor == "train" else f"loss ({self.monitor})")
+        ax.legend()
+        return ax
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything in the result as plain data (see :meth:`save`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RangeTestResult:
+        from lrtool.verify import Candidate, VerifyResult
+
+        values = dict(data)
+        if values.get("recommendation") is not None:
+            values["recommendation"] = Recommendation(**values["recommendation"])
+        if values.get("coarse") is not None:
+            values["coarse"] = cls.from_dict(values["coarse"])
+        checked = values.get("verification")
+        if checked is not None:
+            candidates = [Candidate(**c) for c in checked.pop("candidates", [])]
+            values["verification"] = VerifyResult(candidates=candidates, **checked)
+        return cls(**values)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result to a JSON file (atomically); :meth:`load` reads it back equal."""
+        from lrtool.outputs import write_atomic
+
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=True)
+        return write_atomic(Path(path), text + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> RangeTestResult:
+        """Read a result written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls.from_dict(data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise LrtoolError(f"cannot read a range-test result from {path}: {exc}") from None
+
     def rows(self) -> list[dict[str, float | int]]:
         return [
             {"step": i, "lr": lr, "loss": loss, "smoothed_loss": s, "lagfree_loss": c}
@@ -190,10 +274,11 @@ def find_lr(
     val_loader: Iterable | None = None,
     val_batches: int = 4,
     restore: bool = True,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
     budget: float = 0.0,
     target_steps: int | None = None,
     monitor: str | None = None,
+    repeats: int = 1,
 ) -> RangeTestResult:
     """Run an LR range test and return its curve and suggestions.
 
@@ -226,10 +311,25 @@ def find_lr(
     is for), scored on ``val_loader`` when given; its LRs become ``result.lr`` and
     ``result.onecycle_max_lr`` and ``result.verification`` says what was spent.
 
+    ``repeats=K`` runs K sweeps from the same state (a shuffling loader gives each its own
+    data order) and reads their median curve; the spread of their suggestions feeds the
+    confidence. ``progress=True`` shows a progress bar (a callable gets each step instead).
+
     Model weights, optimizer state, train/eval modes and the RNG state are restored afterwards
     (``restore=True``), also when the sweep raises or is interrupted; the snapshot is kept on
     the CPU. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
     """
+    check_api_inputs(optimizer, train_loader)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise usage_error(f"repeats: must be an integer >= 1, got {repeats!r}")
+    if progress is True:
+        with progress_bar() as bar:
+            arguments = {k: v for k, v in locals().items() if k in FIND_LR_ARGUMENTS}
+            return find_lr(**{**arguments, "progress": bar})
+    if repeats > 1:
+        arguments = {k: v for k, v in locals().items() if k in FIND_LR_ARGUMENTS}
+        return _repeated(arguments)
+    step_progress = progress if callable(progress) else None
     options = LoopOptions(accumulation_steps, amp, grad_clip)
     if val_batches < 1:
         raise usage_error(f"val_batches: must be >= 1, got {val_batches}")
@@ -264,7 +364,7 @@ def find_lr(
         name = "train" if watched is None else f"val ({val_batches} batches)"
         return _sweep(
             loop, ladder, train_loader, low, high, mode, smoothing, diverge_threshold,
-            watched, name, progress,
+            watched, name, step_progress,
         )  # fmt: skip
 
     snapshot = StateSnapshot.take(model, optimizer) if restore else None
@@ -321,6 +421,87 @@ def raise_if_stopped(result: RangeTestResult) -> None:
         raise RangeTestInterrupted(result)
     if result.failed:
         raise RangeTestFailed(result)
+
+
+FIND_LR_ARGUMENTS = (
+    "model", "optimizer", "train_loader", "loss_fn", "start_lr", "end_lr", "steps", "mode",
+    "smoothing", "diverge_threshold", "refine", "step_fn", "accumulation_steps", "grad_clip",
+    "amp", "device", "val_loader", "val_batches", "restore", "progress", "budget",
+    "target_steps", "monitor", "repeats",
+)  # fmt: skip
+
+
+def _repeated(arguments: dict[str, Any]) -> RangeTestResult:
+    """``repeats`` sweeps from the same state (a shuffling loader gives each its own data
+    order), merged into their median curve (:func:`merge_sweeps`); then the search."""
+    repeats, budget = arguments["repeats"], arguments["budget"]
+    runs: list[RangeTestResult] = []
+    for _ in range(repeats):
+        try:
+            runs.append(find_lr(**{**arguments, "repeats": 1, "budget": 0.0}))
+        except RangeTestInterrupted as stop:
+            runs.append(stop.result)
+            merged = merge_sweeps(runs)
+            merged.interrupted = True
+            raise RangeTestInterrupted(merged) from None
+    result = merge_sweeps(runs)
+    if budget > 0 and result.lrs:
+        from lrtool.verify import search_after_sweep
+
+        names = ("val_loader", "val_batches", "step_fn", "device")
+        search_after_sweep(
+            result, arguments["model"], arguments["optimizer"], arguments["train_loader"],
+            arguments["loss_fn"], budget, arguments["target_steps"], search_span(result),
+            options=LoopOptions(arguments["accumulation_steps"], arguments["amp"],
+                                arguments["grad_clip"]),
+            **{k: arguments[k] for k in names},
+        )  # fmt: skip
+        raise_if_stopped(result)
+    return result
+
+
+def check_api_inputs(optimizer: Any, train_loader: Any) -> None:
+    """One clear error for the common mix-ups of the Python API."""
+    if isinstance(optimizer, type):
+        raise LrtoolError(
+            f"optimizer: pass an optimizer instance, e.g. {optimizer.__name__}(model.parameters(),"
+            f" lr=1e-3), not the class"
+        )
+    if not hasattr(optimizer, "param_groups"):
+        raise LrtoolError(
+            f"optimizer: expected a torch optimizer (with param_groups), got "
+            f"{type(optimizer).__name__}"
+        )
+    if isinstance(train_loader, torch.utils.data.Dataset) and not isinstance(
+        train_loader, torch.utils.data.IterableDataset | list | tuple
+    ):
+        raise LrtoolError(
+            "train_loader: got a Dataset of single items; wrap it in "
+            "torch.utils.data.DataLoader(dataset, batch_size=..., shuffle=True)"
+        )
+    if not hasattr(train_loader, "__iter__"):
+        raise LrtoolError(
+            f"train_loader: expected an iterable of batches (a DataLoader or a list), got "
+            f"{type(train_loader).__name__}"
+        )
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Progress]:
+    """``find_lr(progress=True)``: a rich progress bar (stderr; notebooks show it too)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("range test"), BarColumn(), TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(), transient=True,
+    )  # fmt: skip
+    task = bar.add_task("range test", total=None, info="")
+
+    def update(step: int, total: int, lr: float, loss: float) -> None:
+        bar.update(task, completed=step + 1, total=total, info=f"lr {lr:.2e} loss {loss:.4f}")
+
+    with bar:
+        yield update
 
 
 REFINE_DECADES = 3.5  # width of the second sweep, below where the first one diverged

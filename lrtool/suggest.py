@@ -614,5 +614,7 @@ def recommend(
             "the suggestion is the first LR of the sweep: lower find.start_lr to see below it"
         )
     if confidence == "low":
-        warnings.append("the rules disagree by more than a decade: try --repeats 3 or more steps")
+        warnings.append(
+            "the rules disagree by more than a decade: run more sweeps (repeats=3; lrtool find --repeats 3) or more steps"
+        )
     return Recommendation(lr, peak, "lrtool", reason, confidence, spread, warnings)

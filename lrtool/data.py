@@ -13,7 +13,7 @@ same CSV path as a user's file.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -308,6 +308,61 @@ def _split(
     return DataBundle(train, val, task, d, n_outputs, shape, n_train, n_val, name)
 
 
+def _dict_items(
+    cfg: DataConfig, seed: int, train_ds: Any, val_ds: Any, first: Mapping, n_train: int
+) -> DataBundle:
+    """Datasets of dicts (Hugging Face style): batches are dicts passed as ``model(**batch)``,
+    and the model computes its own loss (``.loss`` or ``"loss"``), or lrtool does from
+    ``labels`` and the logits. Integer ``labels`` make it classification (accuracy reported)."""
+    from torch.utils.data import DataLoader
+
+    if n_train < cfg.batch_size:
+        raise LrtoolError(
+            f"data.batch_size: {cfg.batch_size} is larger than the training dataset "
+            f"({n_train} rows); lower data.batch_size"
+        )
+    tensors = {k: torch.as_tensor(v) for k, v in first.items() if _numeric(v)}
+    if not tensors:
+        raise LrtoolError(
+            f"data.function: the first item has no numeric values (keys: "
+            f"{', '.join(map(str, first))}); items must be tensors or numbers"
+        )
+    labels = next((tensors[k] for k in ("labels", "label", "targets", "y") if k in tensors), None)
+    inputs = next(t for k, t in tensors.items() if t is not labels)
+    is_class = labels is not None and not labels.is_floating_point()
+    if cfg.task != "auto":
+        is_class = cfg.task == "classification"
+    n_outputs = 1
+    if is_class and labels is not None:
+        key = next(k for k in ("labels", "label", "targets", "y") if k in tensors)
+        values = [int(torch.as_tensor(train_ds[i][key]).max()) for i in range(min(n_train, 10_000))]
+        n_outputs = max(values) + 1
+    g = torch.Generator().manual_seed(seed)
+    train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=cfg.shuffle, generator=g)
+    val = DataLoader(val_ds, batch_size=max(cfg.batch_size, 256)) if val_ds is not None else None
+    return DataBundle(
+        train,
+        val,
+        "classification" if is_class else "regression",
+        int(inputs.numel()),
+        n_outputs,
+        tuple(inputs.shape),
+        n_train,
+        len(val_ds) if val_ds is not None else 0,
+        f"{cfg.function}",
+    )
+
+
+def _numeric(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, list | tuple) and value and isinstance(value[0], int | float):
+        return True
+    return False
+
+
 def _from_import(cfg: DataConfig, seed: int, base_dir: Path | None) -> DataBundle:
     """``package.module:function`` returning ``(train_dataset, val_dataset)``."""
     from torch.utils.data import DataLoader, Dataset
@@ -335,7 +390,15 @@ def _from_import(cfg: DataConfig, seed: int, base_dir: Path | None) -> DataBundl
             )
     try:
         n_train = len(train_ds)
-        x0, y0 = train_ds[0][0], train_ds[0][1]
+        first = train_ds[0]
+    except Exception as exc:
+        raise LrtoolError(
+            f"data.function: cannot read the first item of the train dataset: {exc}"
+        ) from None
+    if isinstance(first, Mapping):
+        return _dict_items(cfg, seed, train_ds, val_ds, first, n_train)
+    try:
+        x0, y0 = first[0], first[1]
     except Exception as exc:
         raise LrtoolError(
             f"data.function: cannot read (input, target) from the train dataset: {exc}"

@@ -125,3 +125,91 @@ def test_the_hf_example_runs():
     )
     accuracy = float(re.search(r"accuracy ([\d.]+)", out).group(1))
     assert 1e-6 < lr < peak < 1 and accuracy > 0.8
+
+
+HF_STYLE = """
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Output:
+    loss: torch.Tensor
+    logits: torch.Tensor
+
+
+class Items(torch.utils.data.Dataset):
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 12, generator=g)
+        self.y = self.x[:, :3].argmax(dim=1)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"input_values": self.x[i], "labels": int(self.y[i])}
+
+
+def make():
+    return Items(512, 0), Items(128, 1)
+
+
+class Model(nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_features, 32), nn.ReLU(), nn.Linear(32, n_outputs))
+
+    def forward(self, input_values, labels=None):
+        logits = self.net(input_values)
+        return Output(nn.functional.cross_entropy(logits, labels), logits)
+
+
+def build(n_features, n_outputs):
+    return Model(n_features, n_outputs)
+"""
+
+
+@pytest.mark.parametrize("command", ["find", "train", "compare"])
+def test_the_cli_runs_dict_datasets_and_models_that_compute_their_loss(tmp_path, command):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, write_config
+
+    (tmp_path / "hf_style.py").write_text(HF_STYLE)
+    cfg = write_config(
+        tmp_path,
+        """
+        seed: 0
+        device: cpu
+        data: {source: import, function: 'hf_style:make', batch_size: 32}
+        model: {name: import, function: 'hf_style:build'}
+        optimizer: {name: adam, lr: 0.001}
+        find: {start_lr: 1.0e-5, end_lr: 10, steps: 40}
+        train: {steps: 30, eval_every: 10, schedule: {name: onecycle, max_lr: 0.01}}
+        """,
+    )
+    extra = {
+        "find": ["--budget", "0"],
+        "train": [],
+        "compare": ["--schedules", "constant,onecycle"],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "lrtool", command, str(cfg), "--out", str(tmp_path / "o"), "-q",
+         *extra[command]],
+        capture_output=True, text=True, cwd=tmp_path, timeout=180,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    if command == "find":
+        assert summary["steps_run"] >= 10 and summary["lr"] is not None
+    elif command == "train":
+        assert summary["final_accuracy"] is not None and summary["final_accuracy"] > 0.5
+    else:
+        assert all(r["final_accuracy"] is not None for r in summary["runs"])

@@ -38,6 +38,11 @@ class DataConfig(Strict):
     target: str | None = None  # csv: target column (default: the last column)
     features: list[str] | None = None  # csv: feature columns (default: all but the target)
     task: Literal["auto", "classification", "regression"] = "auto"
+    # csv: non-numeric feature columns are an error, or one-hot encoded (one 0/1 column each)
+    categorical: Literal["error", "onehot"] = "error"
+    # csv: empty cells are an error, or their rows are dropped, or numeric features are filled
+    # with the column's mean/median (rows without a target are dropped)
+    missing: Literal["error", "drop", "mean", "median"] = "error"
     standardize: bool = True
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     batch_size: int = Field(64, ge=1, le=1_000_000)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,9 @@ class DataBundle:
     n_train: int
     n_val: int
     description: str
+    # How CSV columns were handled (one-hot columns, rows dropped, values filled): echoed in
+    # summary.json as "data".
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def digits_path() -> Path:
@@ -126,8 +129,14 @@ def load_data(
     else:
         path = digits_path() if cfg.source == "digits" else _resolve(cfg.path or "", base_dir)
         target = cfg.target if cfg.source == "csv" else "digit"
-        inputs, targets, task = _read_csv(path, target, cfg.features, cfg.task)
+        notes: dict[str, Any] = {}
+        inputs, targets, task = _read_csv(
+            path, target, cfg.features, cfg.task, cfg.categorical, cfg.missing, notes
+        )
         name = "digits (UCI, 8x8 images)" if cfg.source == "digits" else path.name
+        bundle = _split(inputs, targets, task, cfg, seed, loss, name)
+        bundle.notes = notes
+        return bundle
     return _split(inputs, targets, task, cfg, seed, loss, name)
 
 
@@ -155,8 +164,19 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
 
 
 def _read_csv(
-    path: Path, target: str | None, features: list[str] | None, task: str
+    path: Path,
+    target: str | None,
+    features: list[str] | None,
+    task: str,
+    categorical: str = "error",
+    missing: str = "error",
+    notes: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """A CSV file as (inputs, targets, task). ``categorical: onehot`` turns non-numeric
+    feature columns into one 0/1 column per value; ``missing`` drops rows with empty cells
+    (``drop``) or fills numeric features with the column's ``mean``/``median`` (rows without
+    a target are dropped). What was done goes into ``notes``."""
+    notes = {} if notes is None else notes
     import pandas as pd
 
     if not path.exists():
@@ -182,18 +202,35 @@ def _read_csv(
             f"columns: {', '.join(columns[:12])}{' ...' if len(columns) > 12 else ''}"
         )
     feature_cols = features or [c for c in columns if c != target]
-    missing = [c for c in feature_cols if c not in columns]
-    if missing:
-        raise LrtoolError(f"data.features: columns not in {path.name}: {', '.join(missing)}")
+    absent = [c for c in feature_cols if c not in columns]
+    if absent:
+        raise LrtoolError(f"data.features: columns not in {path.name}: {', '.join(absent)}")
     if not feature_cols:
         raise LrtoolError(f"data.features: {path.name} has no feature columns besides the target")
+    notes["rows_read"] = len(frame)
+    if missing != "error":
+        frame = _handle_missing(frame, feature_cols, target, missing, notes)
+        if frame.empty:
+            raise LrtoolError(f"data.missing: no rows of {path.name} are left after '{missing}'")
     x = frame[feature_cols]
     non_numeric = [c for c in feature_cols if not pd.api.types.is_numeric_dtype(x[c])]
+    if non_numeric and categorical == "onehot":
+        encoded = pd.get_dummies(
+            x,
+            columns=non_numeric,
+            dtype="float64",
+            dummy_na=bool(x[non_numeric].isna().any().any()),
+        )
+        notes["onehot"] = {c: sorted(str(v) for v in x[c].dropna().unique()) for c in non_numeric}
+        frame = pd.concat([encoded, frame[[target]]], axis=1)
+        feature_cols = [str(c) for c in encoded.columns]
+        x = frame[feature_cols]
+        non_numeric = []
     if non_numeric:
         raise LrtoolError(
             f"data.features: non-numeric feature columns in {path.name}: "
-            f"{', '.join(repr(c) for c in non_numeric[:5])} (encode them as numbers or leave "
-            f"them out with data.features)"
+            f"{', '.join(repr(c) for c in non_numeric[:5])} (set data.categorical: onehot, "
+            f"encode them as numbers, or leave them out with data.features)"
         )
     nan_cols = [c for c in feature_cols + [target] if frame[c].isna().any()]
     if nan_cols:
@@ -201,8 +238,8 @@ def _read_csv(
         count, first = int(bad_rows.sum()), int(bad_rows.to_numpy().argmax()) + 2  # 1 = header
         raise LrtoolError(
             f"data.path: {count} row(s) of {path.name} have empty or NaN cells (first at line "
-            f"{first}) in column(s) {', '.join(repr(c) for c in nan_cols[:5])}; fill or drop "
-            f"them first"
+            f"{first}) in column(s) {', '.join(repr(c) for c in nan_cols[:5])}; set "
+            f"data.missing: drop, mean or median, or fill them first"
         )
     inputs = torch.tensor(x.to_numpy(dtype="float64"), dtype=torch.float32)
     y = frame[target]
@@ -226,6 +263,30 @@ def _read_csv(
     if not torch.isfinite(inputs).all():
         raise LrtoolError(f"data.path: {path.name} has infinite feature values")
     return inputs, targets, task
+
+
+def _handle_missing(
+    frame: Any, feature_cols: list[str], target: str, how: str, notes: dict[str, Any]
+) -> Any:
+    """``data.missing``: drop the rows with an empty cell, or fill numeric features."""
+    import pandas as pd
+
+    before = len(frame)
+    if how == "drop":
+        frame = frame.dropna(subset=[*feature_cols, target])
+    else:
+        frame = frame.dropna(subset=[target])
+        filled = {}
+        for column in feature_cols:
+            values = frame[column]
+            if pd.api.types.is_numeric_dtype(values) and values.isna().any():
+                fill = float(values.mean() if how == "mean" else values.median())
+                frame = frame.assign(**{column: values.fillna(fill)})
+                filled[column] = fill
+        notes["filled"] = filled
+    notes["rows_dropped"] = before - len(frame)
+    notes["missing"] = how
+    return frame.reset_index(drop=True)
 
 
 def _synthetic(cfg: DataConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:

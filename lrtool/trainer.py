@@ -40,6 +40,7 @@ class TrainResult:
     stop_reason: str = "completed"
     interrupted: bool = False
     failed: str | None = None  # why the run failed after some steps (user code, torch)
+    data: dict[str, Any] = field(default_factory=dict)  # set by lrtool train: what it read
     wall_s: float = 0.0
     steps_requested: int = 0
 

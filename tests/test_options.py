@@ -139,3 +139,38 @@ def test_train_without_a_schedule_lr_uses_optimizer_lr(tiny_config, tmp_path):
     assert explicit.exit_code == 0
     assert _summary(tmp_path / "e")["lr_source"] == "--lr"
     assert _summary(tmp_path / "e")["params"]["lr"] == 0.2
+
+
+def _csv_with_categories_and_gaps(path: Path) -> None:
+    rows = ["size,colour,weight,label"]
+    for i in range(240):
+        colour = ("red", "green", "blue")[i % 3]
+        weight = "" if i % 17 == 0 else f"{(i % 11) / 3:.3f}"
+        rows.append(f"{i % 7},{colour},{weight},{int(colour == 'red' or i % 7 > 4)}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("missing", ["drop", "mean", "median"])
+def test_csv_categorical_onehot_and_missing_values(tmp_path, missing):
+    _csv_with_categories_and_gaps(tmp_path / "d.csv")
+    text = """
+    seed: 0
+    device: cpu
+    data: {{source: csv, path: d.csv, target: label, batch_size: 16, categorical: onehot,
+           missing: {missing}}}
+    find: {{steps: 20}}
+    """.format(missing=missing)
+    cfg = write_config(tmp_path, text)
+    result = invoke("find", cfg, "--out", tmp_path / "o", "-q", "--budget", "0")
+    assert result.exit_code == 0, result.output
+    data = _summary(tmp_path / "o")["data"]
+    assert data["onehot"] == {"colour": ["blue", "green", "red"]}
+    assert data["n_features"] == 5  # size, weight, and one column per colour
+    gaps = sum(1 for i in range(240) if i % 17 == 0)
+    if missing == "drop":
+        assert data["rows_dropped"] == gaps and data["n_train"] + data["n_val"] == 240 - gaps
+    else:
+        assert data["rows_dropped"] == 0 and "weight" in data["filled"]
+    plain = write_config(tmp_path, text.replace("categorical: onehot,", ""), "plain.yaml")
+    refused = invoke("find", plain, "--out", tmp_path / "p")
+    assert refused.exit_code == 1 and "data.categorical: onehot" in refused.stderr

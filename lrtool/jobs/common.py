@@ -136,3 +136,18 @@ def common_summary(loaded: LoadedConfig, folder: Path) -> dict[str, Any]:
         "config_echo": loaded.config.model_dump(mode="json"),
         "versions": versions(),
     }
+
+
+def data_summary(setup: Setup) -> dict[str, Any]:
+    """What the run read, for summary.json: the data, its split, and how CSV columns were
+    handled (``data.categorical``, ``data.missing``)."""
+    data = setup.data
+    return {
+        "description": data.description,
+        "task": data.task,
+        "n_train": data.n_train,
+        "n_val": data.n_val,
+        "n_features": data.n_features,
+        "n_outputs": data.n_outputs,
+        **data.notes,
+    }

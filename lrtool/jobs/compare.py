@@ -204,6 +204,7 @@ def run(
             "jobs": flags.jobs,
             "interrupted": interrupted,
             "runs_not_done": [plan.label for plan in runs if plan.label not in done],
+            "data": results[0].data or None,
             **common_summary(loaded, folder),
         }
         failed = [r for r in results if r.failed]

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from lrtool import distributed
 from lrtool.errors import LrtoolError, usage_error
-from lrtool.jobs.common import LoadedConfig, Progress, check_png, prepare, run_folder
+from lrtool.jobs.common import (
+    LoadedConfig,
+    Progress,
+    check_png,
+    data_summary,
+    prepare,
+    run_folder,
+)
 
 if TYPE_CHECKING:
     from lrtool.build import Setup
@@ -142,11 +149,18 @@ def _range_test_or_partial(
 def find(loaded: LoadedConfig, backend: str = "auto", progress: Progress | None = None):  # type: ignore[no-untyped-def]
     """The range test a config describes: one sweep, or ``find.repeats`` sweeps merged into
     a median curve, then the budgeted search when ``find.budget`` (or ``verify``) asks."""
+    from lrtool.finder import RangeTestFailed, RangeTestInterrupted
+
     setup = prepare(loaded, backend)
-    if loaded.config.find.repeats == 1:
-        result = range_test(setup, progress)
-    else:
-        result = repeated_range_test(setup, loaded.config.find.repeats, progress)
+    try:
+        if loaded.config.find.repeats == 1:
+            result = range_test(setup, progress)
+        else:
+            result = repeated_range_test(setup, loaded.config.find.repeats, progress)
+    except (RangeTestInterrupted, RangeTestFailed) as stop:
+        stop.result.data = data_summary(setup)
+        raise
+    result.data = data_summary(setup)
     budget = search_budget(loaded.config)
     if budget > 0 and result.lrs:
         from lrtool.finder import raise_if_stopped
@@ -293,6 +307,7 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
         "mode": result.mode,
         "monitor": result.monitor,
         "elapsed_s": round(result.elapsed_s, 3),
+        "data": result.data or None,
         "config_echo": loaded.config.model_dump(mode="json"),
         "versions": versions(),
         "distributed": distributed.describe(loaded.config.data.batch_size),

@@ -18,6 +18,7 @@ from lrtool.jobs.common import (
     Progress,
     check_png,
     common_summary,
+    data_summary,
     prepare,
     run_folder,
     with_train_steps,
@@ -215,6 +216,7 @@ def run(
             "best_val_loss": result.best_val_loss,
             "final_accuracy": result.final_accuracy,
             "wall_s": round(result.wall_s, 3),
+            "data": result.data or None,
             "distributed": distributed.describe(config.data.batch_size),
             **common_summary(loaded, folder),
         }
@@ -337,20 +339,28 @@ def train_schedule(
     from lrtool.trainer import train
 
     config = loaded.config
+    from lrtool.trainer import TrainFailed, TrainInterrupted
+
     schedule = build_schedule(name, params)
     setup = prepare(loaded, backend)
-    return train(
-        setup.model,
-        setup.optimizer,
-        setup.fresh_train_batches(),
-        setup.loss_fn,
-        schedule,
-        config.train.steps,
-        val_batches=setup.data.val,
-        eval_every=config.train.eval_every,
-        classification=setup.data.task == "classification",
-        device=setup.device,
-        label=label or name,
-        progress=progress,
-        options=config.loop.options(),
-    )
+    try:
+        result = train(
+            setup.model,
+            setup.optimizer,
+            setup.fresh_train_batches(),
+            setup.loss_fn,
+            schedule,
+            config.train.steps,
+            val_batches=setup.data.val,
+            eval_every=config.train.eval_every,
+            classification=setup.data.task == "classification",
+            device=setup.device,
+            label=label or name,
+            progress=progress,
+            options=config.loop.options(),
+        )
+    except (TrainInterrupted, TrainFailed) as stop:
+        stop.result.data = data_summary(setup)
+        raise
+    result.data = data_summary(setup)
+    return result

@@ -172,6 +172,7 @@ def find(
     verify_steps: flag.VerifyStepsOpt = None,
     monitor: flag.MonitorOpt = None,
     val_batches: flag.ValBatchesOpt = None,
+    set_: flag.FindSetOpt = None,
     accumulation_steps: flag.AccumulationOpt = None,
     amp: flag.AmpOpt = None,
     grad_clip: flag.GradClipOpt = None,
@@ -192,6 +193,7 @@ def find(
     from lrtool.outputs import json_text
 
     loaded = _loaded(config, seed, device, accumulation_steps, amp, grad_clip)
+    loaded = loaded.with_sets(list(set_ or []))
     flags = job.FindFlags(
         start_lr, end_lr, steps, mode, repeats, refine, budget, verify, verify_steps, monitor,
         val_batches,
@@ -336,6 +338,7 @@ def compare(
     no_plot: flag.NoPlotOpt = False,
     as_json: flag.JsonOpt = False,
     png: flag.PngOpt = None,
+    log_y: flag.CompareLogYOpt = False,
 ) -> None:
     """Train several schedules (or LRs) from the same weights and data order, side by side."""
     from lrtool.jobs import compare as job
@@ -364,4 +367,4 @@ def compare(
     if as_json:
         typer.echo(json_text(outcome.summary), nl=False)
         return
-    render.compare(_stdout(), outcome, quiet, no_plot, sys.stdout.isatty())
+    render.compare(_stdout(), outcome, quiet, no_plot, sys.stdout.isatty(), log_y)

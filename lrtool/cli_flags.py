@@ -146,3 +146,12 @@ CompareLrFromFindOpt = Annotated[
     bool, typer.Option("--lr-from-find", help="One range test gives every run its LR.")
 ]
 CompareJobsOpt = Annotated[int, typer.Option("--jobs", help="Runs in parallel processes.")]
+CompareLogYOpt = Annotated[
+    bool, typer.Option("--log-y", help="Log-scale the validation-loss plot.")
+]
+FindSetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Any config key: section.key=value (repeatable), e.g. data.batch_size=32."
+    ),
+]

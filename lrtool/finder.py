@@ -106,7 +106,8 @@ class RangeTestResult:
     failed: str | None = None  # why the run failed after some steps (user code, torch)
     discarded_steps: int = 0  # a second sweep that could not be read, and was not kept
     optimizer_group: str = "sgd"  # adaptive | sgd: which of lrtool's fitted rules reads it
-    data: dict[str, Any] = field(default_factory=dict)  # set by lrtool find: what it read
+    # Set by lrtool find: what the run read and where ({'data': ..., 'device': ...}).
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_total(self) -> int:

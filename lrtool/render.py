@@ -104,9 +104,11 @@ def find(out: Console, result: Any, folder: Path, quiet: bool, no_plot: bool, co
         if not no_plot:
             marks = {"lr": result.lr, "1cycle": result.onecycle_max_lr}
             log_x = result.mode == "exp"
+            width, height = plot_size(out)
             plot = report.range_test_plot(
-                result.lrs, result.losses, curve, marks, log_x=log_x, color=color
-            )
+                result.lrs, result.losses, curve, marks, log_x=log_x, width=width,
+                height=height, color=color,
+            )  # fmt: skip
             _plot(out, plot)
         out.print(f"stop: {result.stop_reason} ({result.steps_run}/{result.steps_requested} steps)")
         if result.coarse is not None:
@@ -159,6 +161,7 @@ def train(
                 [e["step"] for e in result.evals],
                 [e["val_loss"] for e in result.evals],
                 result.lrs,
+                *plot_size(out, 90, 24),
                 color=color,
             )
             _plot(out, plot)
@@ -180,7 +183,18 @@ def train(
     )
 
 
-def compare(out: Console, outcome: Any, quiet: bool, no_plot: bool, color: bool) -> None:
+def plot_size(out: Console, width: int = 90, height: int = 22) -> tuple[int, int]:
+    """A figure that fits the terminal (80x24 included): at most its width, and on a
+    terminal at most its height less two lines; piped output keeps the full size."""
+    width = max(20, min(width, out.width))
+    if out.is_terminal:
+        height = max(12, min(height, out.size.height - 2))
+    return width, height
+
+
+def compare(
+    out: Console, outcome: Any, quiet: bool, no_plot: bool, color: bool, log_y: bool = False
+) -> None:
     """``lrtool compare``: the table, the val-loss and LR overlays, and the winner."""
     summary = outcome.summary
     one = outcome.one_schedule
@@ -192,9 +206,21 @@ def compare(out: Console, outcome: Any, quiet: bool, no_plot: bool, color: bool)
             r.label: ([e["step"] for e in r.evals], [e["val_loss"] for e in r.evals])
             for r in results
         }
-        _plot(out, report.overlay_plot(val, "Validation loss", "val loss", color=color))
+        width, height = plot_size(out, 90, 20)
+        title = "Validation loss" + (" (log scale)" if log_y else "")
+        _plot(
+            out,
+            report.overlay_plot(
+                val, title, "val loss", log_y=log_y, width=width, height=height, color=color
+            ),
+        )
         lrs = {r.label: (r.steps, r.lrs) for r in results}
-        _plot(out, report.overlay_plot(lrs, "Learning rate", "lr", log_y=True, color=color))
+        _plot(
+            out,
+            report.overlay_plot(
+                lrs, "Learning rate", "lr", log_y=True, width=width, height=height, color=color
+            ),
+        )
     out.print(
         f"winner: {summary['winner'] or 'none reached the target'}; results in {outcome.folder}",
         markup=False,
@@ -226,7 +252,11 @@ def plot(out: Console, outcome: Any, log_y: bool, width: int, color: bool) -> No
     view = outcome.view
     for note in view.notes:
         out.print(note, markup=False)
-    _plot(out, report.schedule_plot(view.curves, log_y=log_y, width=width, color=color))
+    width, height = plot_size(out, width, 22)
+    _plot(
+        out,
+        report.schedule_plot(view.curves, log_y=log_y, width=width, height=height, color=color),
+    )
     for label, (xs, ys, _) in view.curves.items():
         out.print(report.key_points_table(label, xs, ys, outcome.steps))
     for path in outcome.written:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
+SERIES_MARKERS = ["*", "o", "x", "+", "#", "%", "@", "&"]  # one per series without colour
 PLOT_POINTS = 2000  # the most points handed to plotext per curve; a terminal shows fewer
 
 
@@ -112,8 +113,17 @@ def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 def _new_figure(plt: Any) -> None:
     """Start from one empty panel: plotext keeps its figure (and a two-panel layout) between
     plots in one process, so a range-test plot after a schedule plot with momentum would land
-    in the old layout."""
+    in the old layout. Sizes are ours to set: plotext would otherwise clip the figure to the
+    terminal it guesses (80x24 when stdout is piped), squashing a second panel to one line."""
     plt.main().clear_figure()
+    plt.limitsize(False, False)
+
+
+def panel_heights(total: int) -> tuple[int, int]:
+    """The rows of a two-panel figure of ``total`` rows: 60% above, the rest below (each at
+    least 7, enough for a title, three ticks and an axis)."""
+    top = max(8, round(total * 0.6))
+    return top, max(7, total - top)
 
 
 def _finish(plt: Any, width: int, height: int, color: bool) -> str:
@@ -217,7 +227,8 @@ def schedule_plot(
     plt.title(title)
     plt.ylabel("lr")
     if with_momentum:
-        plt.plotsize(width, height)
+        top, bottom = panel_heights(height)
+        plt.plotsize(width, top)
         plt.subplot(2, 1)
         for (name, (steps, _, moms)), colour in zip(curves.items(), palette * 4, strict=False):
             pts = [(s, m) for s, m in zip(steps, moms, strict=True) if m is not None]
@@ -230,7 +241,7 @@ def schedule_plot(
                     marker="braille",
                 )
         plt.title("Momentum (beta1 for Adam-style optimizers)")
-        plt.plotsize(width, max(8, height // 2))
+        plt.plotsize(width, bottom)
         plt.xlabel("step")
         plt.theme("pro" if color else "clear")
         text = plt.build()
@@ -331,14 +342,15 @@ def train_plot(
     if vs:
         plt.plot([p[0] for p in vs], [p[1] for p in vs], label="val", color="red", marker="dot")
     plt.title("Loss")
-    plt.plotsize(width, height)
+    top, bottom = panel_heights(height)
+    plt.plotsize(width, top)
     plt.subplot(2, 1)
     plt.plot(
         [steps[i] for i in idx], [lrs[i] for i in idx], label="lr", color="green", marker="braille"
     )
     plt.title("Learning rate")
     plt.xlabel("step")
-    plt.plotsize(width, max(8, height // 2))
+    plt.plotsize(width, bottom)
     plt.theme("pro" if color else "clear")
     text = plt.build()
     _new_figure(plt)
@@ -358,14 +370,17 @@ def overlay_plot(
 
     _new_figure(plt)
     palette = ["blue", "red", "green", "orange", "magenta", "cyan", "gray"]
-    for (name, (xs, ys)), colour in zip(curves.items(), palette * 4, strict=False):
+    for i, (name, (xs, ys)) in enumerate(curves.items()):
         pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and math.isfinite(y)]
         if log_y:
             pts = [(x, y) for x, y in pts if y > 0]
+        # Without colour each series needs its own marker to be told apart.
+        marker = "braille" if color else SERIES_MARKERS[i % len(SERIES_MARKERS)]
         if pts:
             plt.plot(
-                [p[0] for p in pts], [p[1] for p in pts], label=name, color=colour, marker="braille"
-            )
+                [p[0] for p in pts], [p[1] for p in pts], label=name,
+                color=palette[i % len(palette)], marker=marker,
+            )  # fmt: skip
     if log_y:
         plt.yscale("log")
     plt.title(title)
@@ -380,6 +395,7 @@ def compare_table(rows: list[dict[str, Any]], target: float | None, label: str) 
     )
     for col in (
         "run",
+        "lr",
         "final val loss",
         "best val loss",
         "final accuracy",
@@ -393,6 +409,7 @@ def compare_table(rows: list[dict[str, Any]], target: float | None, label: str) 
         reach = r.get("steps_to_target")
         table.add_row(
             r["run"] + (" (winner)" if r.get("winner") else ""),
+            fmt_lr(r.get("lr")),
             fmt_loss(r.get("final_val_loss")),
             fmt_loss(r.get("best_val_loss")),
             "-" if acc is None else f"{acc:.3f}",

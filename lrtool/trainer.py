@@ -40,7 +40,8 @@ class TrainResult:
     stop_reason: str = "completed"
     interrupted: bool = False
     failed: str | None = None  # why the run failed after some steps (user code, torch)
-    data: dict[str, Any] = field(default_factory=dict)  # set by lrtool train: what it read
+    # Set by lrtool train: what the run read and where ({'data': ..., 'device': ...}).
+    context: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     steps_requested: int = 0
 

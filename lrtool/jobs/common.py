@@ -36,6 +36,29 @@ class LoadedConfig:
         """The name run folders carry: the config file's stem."""
         return Path(self.source).stem if self.source != "quickstart" else "quickstart"
 
+    def with_sets(self, sets: list[str]) -> LoadedConfig:
+        """``--set section.key=value`` for any config key (``find --set``): each value read
+        as ``--set`` reads schedule values, the whole config validated again."""
+        if not sets:
+            return self
+        from lrtool.config import parse_config
+        from lrtool.schedules import parse_sets
+
+        data = self.config.model_dump()
+        for key, value in parse_sets(sets).items():
+            *sections, name = key.split(".")
+            if not sections and (name not in data or isinstance(data[name], dict)):
+                raise usage_error(f"--set {key}: give section.key=value (e.g. data.batch_size=32)")
+            node = data
+            for section in sections:
+                if not isinstance(node.get(section), dict):
+                    raise usage_error(f"--set {key}: the config has no section '{section}'")
+                node = node[section]
+            node[name] = value
+        return LoadedConfig(
+            parse_config(data, f"{self.source} (--set)"), self.source, self.base_dir
+        )
+
     def with_values(self, section: str, values: dict[str, Any]) -> LoadedConfig:
         """The config with flag values (those not None) set in ``section``, re-validated."""
         changed = apply_overrides(self.config, section, values, self.source)
@@ -138,9 +161,25 @@ def common_summary(loaded: LoadedConfig, folder: Path) -> dict[str, Any]:
     }
 
 
+def run_context(setup: Setup) -> dict[str, Any]:
+    """What the run read and where it ran, for summary.json: ``data`` (the data, its split,
+    how CSV columns were handled) and ``device`` (the configured one, the one used, and the
+    GPU's name)."""
+    return {"data": data_summary(setup), "device": device_summary(setup)}
+
+
+def device_summary(setup: Setup) -> dict[str, Any]:
+    import torch
+
+    used = setup.device
+    name = None
+    if used.type == "cuda":
+        name = torch.cuda.get_device_name(used.index if used.index is not None else 0)
+    return {"configured": setup.config.device, "used": str(used), "name": name}
+
+
 def data_summary(setup: Setup) -> dict[str, Any]:
-    """What the run read, for summary.json: the data, its split, and how CSV columns were
-    handled (``data.categorical``, ``data.missing``)."""
+    """The data a run read, its split, and how CSV columns were handled."""
     data = setup.data
     return {
         "description": data.description,

@@ -151,7 +151,7 @@ def run(
     (one process)."""
     from lrtool import distributed
     from lrtool import outputs as files
-    from lrtool.schedules import build_schedule
+    from lrtool.schedules import build_schedule, get_spec
 
     if distributed.launched_by_torchrun():
         raise usage_error(
@@ -189,6 +189,10 @@ def run(
             return CompareOutcome([], [], {}, folder, True, flags.schedule, found)
         target = flags.target if flags.target is not None else config.train.target
         rows, used_target = summary_rows(results, target)
+        used = {plan.label: plan for plan in runs}
+        for row in rows:  # the LR each run used: its schedule's LR parameter
+            plan = used[row["run"]]
+            row["lr"] = plan.params.get(get_spec(plan.schedule).lr_param)
         done = {r.label for r in results}
         summary = {
             "command": "compare",
@@ -204,7 +208,8 @@ def run(
             "jobs": flags.jobs,
             "interrupted": interrupted,
             "runs_not_done": [plan.label for plan in runs if plan.label not in done],
-            "data": results[0].data or None,
+            "data": results[0].context.get("data"),
+            "device": results[0].context.get("device"),
             **common_summary(loaded, folder),
         }
         failed = [r for r in results if r.failed]

@@ -18,8 +18,8 @@ from lrtool.jobs.common import (
     LoadedConfig,
     Progress,
     check_png,
-    data_summary,
     prepare,
+    run_context,
     run_folder,
 )
 
@@ -158,9 +158,9 @@ def find(loaded: LoadedConfig, backend: str = "auto", progress: Progress | None 
         else:
             result = repeated_range_test(setup, loaded.config.find.repeats, progress)
     except (RangeTestInterrupted, RangeTestFailed) as stop:
-        stop.result.data = data_summary(setup)
+        stop.result.context = run_context(setup)
         raise
-    result.data = data_summary(setup)
+    result.context = run_context(setup)
     budget = search_budget(loaded.config)
     if budget > 0 and result.lrs:
         from lrtool.finder import raise_if_stopped
@@ -307,7 +307,8 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
         "mode": result.mode,
         "monitor": result.monitor,
         "elapsed_s": round(result.elapsed_s, 3),
-        "data": result.data or None,
+        "data": result.context.get("data"),
+        "device": result.context.get("device"),
         "config_echo": loaded.config.model_dump(mode="json"),
         "versions": versions(),
         "distributed": distributed.describe(loaded.config.data.batch_size),

@@ -18,8 +18,8 @@ from lrtool.jobs.common import (
     Progress,
     check_png,
     common_summary,
-    data_summary,
     prepare,
+    run_context,
     run_folder,
     with_train_steps,
 )
@@ -216,7 +216,8 @@ def run(
             "best_val_loss": result.best_val_loss,
             "final_accuracy": result.final_accuracy,
             "wall_s": round(result.wall_s, 3),
-            "data": result.data or None,
+            "data": result.context.get("data"),
+            "device": result.context.get("device"),
             "distributed": distributed.describe(config.data.batch_size),
             **common_summary(loaded, folder),
         }
@@ -360,7 +361,7 @@ def train_schedule(
             options=config.loop.options(),
         )
     except (TrainInterrupted, TrainFailed) as stop:
-        stop.result.data = data_summary(setup)
+        stop.result.context = run_context(setup)
         raise
-    result.data = data_summary(setup)
+    result.context = run_context(setup)
     return result

@@ -1,0 +1,89 @@
+"""Output that survives CI logs and small terminals: two-panel plots at 80x24 and piped,
+compare's LRs and markers, find --set, and the device in summary.json."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from rich.console import Console
+
+from lrtool import render
+from lrtool.jobs.plot import PlotRequest, plot
+from tests.conftest import TINY, invoke, write_config
+
+
+def _console(width: int, height: int, terminal: bool) -> Console:
+    return Console(
+        file=io.StringIO(), width=width, height=height, force_terminal=terminal,
+        color_system=None, highlight=False,
+    )  # fmt: skip
+
+
+def _panels(text: str) -> list[list[str]]:
+    """The frames of each plot panel: the lines from one ┌ to its └."""
+    panels, current = [], None
+    for line in text.splitlines():
+        if "┌" in line:
+            current = []
+        if current is not None:
+            current.append(line)
+        if "└" in line and current is not None:
+            panels.append(current)
+            current = None
+    return panels
+
+
+@pytest.mark.parametrize(("width", "height", "terminal"), [(80, 24, True), (100, 25, False)])
+def test_two_panel_schedule_plot_fits_and_keeps_both_panels(width, height, terminal):
+    out = _console(width, height, terminal)
+    outcome = plot(PlotRequest(["onecycle"], steps=200))
+    render.plot(out, outcome, log_y=False, width=90, color=False)
+    text = out.file.getvalue()
+    figure = text.split("key points")[0]
+    assert all(len(line) <= width for line in text.splitlines())
+    panels = _panels(figure)
+    assert len(panels) == 2 and all(len(p) >= 5 for p in panels)  # momentum is a real panel
+    assert "Momentum" in figure and "Learning rate schedule" in figure
+    if terminal:
+        assert len(figure.strip("\n").splitlines()) <= height
+
+
+def test_two_panel_train_plot_piped(tiny_config, tmp_path):
+    result = invoke("train", tiny_config, "--out", tmp_path / "t")  # CliRunner: piped output
+    assert result.exit_code == 0, result.output
+    panels = _panels(result.stdout)
+    assert len(panels) == 2 and all(len(p) >= 5 for p in panels)
+    assert "Learning rate" in result.stdout and "Loss" in result.stdout
+
+
+def test_compare_prints_each_runs_lr_and_marks_series_without_colour(tmp_path):
+    cfg = write_config(tmp_path, TINY)
+    result = invoke(
+        "compare", cfg, "--schedule", "constant", "--lrs", "0.01,0.1", "--out", tmp_path / "c",
+        "--log-y",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert [r["lr"] for r in summary["runs"]] == [0.01, 0.1]
+    assert re.search(r"constant\s+│\s+0\.01 │", result.stdout)  # the lr column
+    assert "(log scale)" in result.stdout
+    val_plot = result.stdout.split("Validation loss")[1].split("Learning rate")[0]
+    assert "*" in val_plot and "o" in val_plot  # one marker per series, no colour needed
+
+
+def test_find_set_reaches_any_config_key_and_summary_says_the_device(tiny_config, tmp_path):
+    result = invoke(
+        "find", tiny_config, "--out", tmp_path / "f", "-q", "--budget", "0",
+        "--set", "data.batch_size=16", "--set", "optimizer.momentum=0.5", "--set", "seed=3",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
+    echo = summary["config_echo"]
+    assert echo["data"]["batch_size"] == 16 and echo["optimizer"]["momentum"] == 0.5
+    assert echo["seed"] == 3
+    assert summary["device"] == {"configured": "cpu", "used": "cpu", "name": None}
+    bad = invoke("find", tiny_config, "--out", tmp_path / "g", "--set", "data.batchsize=3")
+    assert bad.exit_code == 2 and "data.batchsize" in bad.stderr

@@ -87,3 +87,33 @@ def test_find_set_reaches_any_config_key_and_summary_says_the_device(tiny_config
     assert summary["device"] == {"configured": "cpu", "used": "cpu", "name": None}
     bad = invoke("find", tiny_config, "--out", tmp_path / "g", "--set", "data.batchsize=3")
     assert bad.exit_code == 2 and "data.batchsize" in bad.stderr
+
+
+def test_two_panel_train_plot_fits_an_80x24_terminal():
+    import torch
+    from torch import nn
+
+    from lrtool import build_schedule, train
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    x = torch.randn(128, 4)
+    batches = [(x[i : i + 32], (x[i : i + 32, 0] > 0).long()) for i in range(0, 128, 32)]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedule = build_schedule("onecycle", {"max_lr": 0.5, "total_steps": 60})
+    result = train(model, opt, batches, nn.CrossEntropyLoss(), schedule, 60, val_batches=batches)
+    summary = {
+        "schedule": "onecycle", "final_accuracy": result.final_accuracy,
+        "final_val_loss": result.final_val_loss, "best_val_loss": result.best_val_loss,
+        "steps_run": 60, "output_folder": "x",
+    }  # fmt: skip
+    out = _console(80, 24, True)
+    render.train(out, out, result, summary, quiet=False, no_plot=False, color=False)
+    text = out.file.getvalue()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    figure = text[text.index("Loss") - 100 if text.index("Loss") > 100 else 0 :]
+    panels = _panels(figure)
+    assert len(panels) == 2 and all(len(p) >= 5 for p in panels)
+    start = min(i for i, line in enumerate(text.splitlines()) if "Loss" in line)
+    end = max(i for i, line in enumerate(text.splitlines()) if "└" in line)
+    assert end - start + 2 <= 24  # the whole figure fits the screen

@@ -153,13 +153,13 @@ def _csv_with_categories_and_gaps(path: Path) -> None:
 @pytest.mark.parametrize("missing", ["drop", "mean", "median"])
 def test_csv_categorical_onehot_and_missing_values(tmp_path, missing):
     _csv_with_categories_and_gaps(tmp_path / "d.csv")
-    text = """
+    text = f"""
     seed: 0
     device: cpu
     data: {{source: csv, path: d.csv, target: label, batch_size: 16, categorical: onehot,
            missing: {missing}}}
     find: {{steps: 20}}
-    """.format(missing=missing)
+    """
     cfg = write_config(tmp_path, text)
     result = invoke("find", cfg, "--out", tmp_path / "o", "-q", "--budget", "0")
     assert result.exit_code == 0, result.output

@@ -32,8 +32,13 @@ whose semantics it matches (checked against that library's own output in
   That is the parameter `--lr` sets on the command line and the one `lrtool find` suggests.
 - A default shown as `-` is derived from `T`, so that every schedule runs with only an LR and a
   budget (for example `power` uses `s = T/10`).
-- Every schedule also takes `warmup_steps` (default 0) and `warmup_start_lr` (default 0): a
-  linear warm-up that is prefixed to it. `T` then includes the warm-up, as in optax.
+- Every schedule also takes `warmup_steps` (default 0) and `warmup_start_lr` (default 0, at
+  most the schedule's LR): a linear warm-up that is prefixed to it. `T` then includes the
+  warm-up, as in optax.
+- The `valid` column is checked when a schedule is built (config, `--set`, `plot`,
+  `build_schedule`): a value outside it is one error line naming the parameter. Within it,
+  every schedule stays finite, non-negative and never above its `lr`/`max_lr`
+  (`tests/test_properties.py::test_any_accepted_parameters_stay_finite_and_below_the_peak`).
 
 See one in the terminal with `lrtool plot --schedule NAME` (add `--set key=value` to change a
 parameter, repeat `--schedule` to overlay several), list them with `lrtool schedules`, and use
@@ -62,14 +67,17 @@ def render_page() -> str:
         parts.append(f"\n## {spec.name}\n\n")
         parts.append(f"`{spec.formula}`\n\nMatches: {spec.matches}.\n\n")
         parts.append(spec.description.replace("``", "`") + "\n\n")
-        parts.append("| parameter | type | default | meaning |\n|---|---|---|---|\n")
+        parts.append(
+            "| parameter | type | default | valid | meaning |\n|---|---|---|---|---|\n"
+        )
         for param in spec.params:
             if param.name in WARMUP_PARAMS:
                 continue
             kind = param.kind + (f" ({' or '.join(param.choices)})" if param.choices else "")
+            valid = spec.valid(param.name)
             parts.append(
                 f"| `{param.name}` | {kind} | {_cell(param.shown_default())} "
-                f"| {_cell(param.help)} |\n"
+                f"| {_cell(valid) if valid else '-'} | {_cell(param.help)} |\n"
             )
         if spec.derived:
             derived = ", ".join(f"`{name}`" for name in spec.derived)

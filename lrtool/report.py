@@ -281,10 +281,11 @@ def schedule_detail_table(spec: Any) -> Table:
     table.add_column("parameter")
     table.add_column("type")
     table.add_column("default")
+    table.add_column("valid")
     table.add_column("meaning")
     for p in list(spec.params) + [spec.param(n) for n in ("warmup_steps", "warmup_start_lr")]:
         kind = p.kind + (f" ({'|'.join(p.choices)})" if p.choices else "")
-        table.add_row(p.name, kind, p.shown_default(), p.help)
+        table.add_row(p.name, kind, p.shown_default(), spec.valid(p.name) or "-", p.help)
     return table
 
 

@@ -59,7 +59,14 @@ def power(lr: float, s: float, c: float = 1.0) -> Schedule:
     _non_negative("power", "lr", lr)
     _positive("power", "s", s)
     _non_negative("power", "c", c)
-    return Schedule("power", lambda t: lr / (1.0 + t / s) ** c)
+
+    def value(t: int) -> float:
+        try:
+            return lr / (1.0 + t / s) ** c
+        except OverflowError:  # (1 + t/s)^c past 1e308: the LR has decayed to nothing
+            return 0.0
+
+    return Schedule("power", value)
 
 
 def exponential(lr: float, s: float, base: float = 0.1, staircase: bool = False) -> Schedule:
@@ -372,7 +379,7 @@ def cyclic(
         if mode == "triangular":
             return scale
         if mode == "triangular2":
-            return scale * (1 / (2.0 ** (cycle - 1)))
+            return scale * 0.5 ** (cycle - 1)  # underflows to 0, where 2**n would overflow
         return scale * gamma**t
 
     def momentum_at(t: int) -> float:
@@ -530,6 +537,14 @@ class ScheduleSpec:
     doc: str = ""  # overrides the factory's docstring where the factory is shared
     # Parameters that give the LR instead of lr_param (piecewise's absolute values).
     lr_alternatives: tuple[str, ...] = ()
+    # Valid values, checked by build_schedule and shown in the docs: "> 0", ">= 1", "(0, 1]",
+    # "[0, lr]" (a bound may name another parameter; "@lr" is the schedule's LR parameter).
+    ranges: dict[str, str] = field(default_factory=dict)
+
+    def valid(self, name: str) -> str:
+        """The declared range of a parameter ('' when any value of its kind is valid)."""
+        text = self.ranges.get(name) or DEFAULT_RANGES.get(name, "")
+        return text.replace("@lr", self.lr_param)
 
     @functools.cached_property
     def params(self) -> tuple[Param, ...]:
@@ -590,6 +605,65 @@ class ScheduleSpec:
         return self.factory(**kwargs)
 
 
+# Ranges every schedule shares (its own declaration may narrow them).
+DEFAULT_RANGES = {
+    "lr": "[0, 1e9]",
+    "max_lr": "(0, 1e9]",
+    "total_steps": ">= 1",
+    "warmup_steps": ">= 0",
+    "warmup_start_lr": "[0, @lr]",
+    "eta_min": "[0, lr]",
+    "min_lr": "[0, lr]",
+    "end_lr": "[0, lr]",
+    "factor": "(0, 1]",
+    "s": "> 0",
+    "base_momentum": "[0, max_momentum]",
+    "max_momentum": "[0, 1)",
+}
+
+
+def check_range(schedule: str, name: str, value: Any, text: str, values: dict[str, Any]) -> None:
+    """Refuse ``value`` outside ``text`` (see :attr:`ScheduleSpec.ranges`), naming it."""
+    if not text or value is None:
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            check_range(schedule, name, item, text, values)
+        return
+    low, high, low_open, high_open = _parse_range(text, values)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        shown = text
+        for other in values:
+            if other in text and values.get(other) is not None and other != name:
+                shown = text.replace(other, f"{other}={values[other]:g}")
+        raise usage_error(f"schedule '{schedule}': {name} must be in {shown}, got {value!r}")
+
+
+def _parse_range(
+    text: str, values: dict[str, Any]
+) -> tuple[float | None, float | None, bool, bool]:
+    """``(low, high, low open, high open)``; a bound naming an unset parameter is None."""
+
+    def bound(token: str) -> float | None:
+        token = token.strip()
+        if token in values or token.isidentifier():
+            found = values.get(token)
+            return None if found is None else float(found)
+        return float(token)
+
+    text = text.strip()
+    for op in (">=", "<=", ">", "<"):
+        if text.startswith(op):
+            edge = bound(text[len(op) :])
+            if op.startswith(">"):
+                return edge, None, op == ">", False
+            return None, edge, False, op == "<"
+    low_text, high_text = text[1:-1].split(",")
+    return bound(low_text), bound(high_text), text[0] == "(", text[-1] == ")"
+
+
 WARMUP_PARAMS = {
     "warmup_steps": Param("warmup_steps", "int", 0, "linear warm-up steps before the schedule"),
     "warmup_start_lr": Param("warmup_start_lr", "float", 0.0, "LR at the first warm-up step"),
@@ -616,6 +690,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "Keras InverseTimeDecay (c=1), HF inverse_sqrt (c=0.5)",
             derived={"s": lambda T, v: None if T is None else max(1.0, T / 10)},
             with_total_steps=True,
+            ranges={"c": ">= 0"},
         ),
         ScheduleSpec(
             "exponential",
@@ -626,6 +701,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "Keras ExponentialDecay, torch ExponentialLR(gamma=base^(1/s))",
             derived={"s": lambda T, v: None if T is None else max(1.0, T / 2)},
             with_total_steps=True,
+            ranges={"base": "(0, 1]"},
         ),
         ScheduleSpec(
             "step",
@@ -636,6 +712,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "torch StepLR",
             derived={"step_size": lambda T, v: None if T is None else max(1, T // 3)},
             with_total_steps=True,
+            ranges={"step_size": ">= 1"},
         ),
         ScheduleSpec(
             "piecewise",
@@ -654,6 +731,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             },
             with_total_steps=True,
             lr_alternatives=("values",),
+            ranges={"values": "[0, 1e9]", "boundaries": ">= 0", "milestones": ">= 0"},
         ),
         ScheduleSpec(
             "plateau",
@@ -667,6 +745,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "lr * factor^(cuts), a cut after patience+1 evaluations without improvement",
             "torch ReduceLROnPlateau",
             stateful=True,
+            ranges={"factor": "(0, 1)", "patience": ">= 0", "threshold": ">= 0", "cooldown": ">= 0", "eps": ">= 0"},
         ),
         ScheduleSpec(
             "onecycle",
@@ -681,6 +760,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "max_lr/div -> max_lr -> max_lr/(div*final_div), momentum inverse",
             "torch OneCycleLR",
             lr_param="max_lr",
+            ranges={"pct_start": "(0, 1)", "div_factor": "[1, 1e12]", "final_div_factor": "[1, 1e12]"},
         ),
         ScheduleSpec(
             "cosine",
@@ -698,6 +778,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             "torch CosineAnnealingWarmRestarts (SGDR)",
             derived={"T_0": lambda T, v: None if T is None else max(1, T // 4)},
             with_total_steps=True,
+            ranges={"T_0": ">= 1", "T_mult": ">= 1"},
         ),
         ScheduleSpec(
             "polynomial",
@@ -705,6 +786,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             {"lr": LR_HELP, "total_steps": T_HELP, "power": "exponent", "end_lr": "final LR"},
             "(lr - end_lr) * (1 - t/T)^power + end_lr",
             "torch PolynomialLR, Keras PolynomialDecay, optax",
+            ranges={"power": ">= 0"},
         ),
         ScheduleSpec(
             "linear",
@@ -713,6 +795,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
              "end_factor": "multiplier at t=T"},
             "lr * (start_factor + (end_factor - start_factor) * t/T)",
             "torch LinearLR, HF linear",
+            ranges={"start_factor": "[0, 1]", "end_factor": "[0, 1]"},
         ),
         ScheduleSpec(
             "cyclic",
@@ -731,6 +814,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
                 "step_size_up": lambda T, v: None if T is None else max(1, T // 4),
             },
             with_total_steps=True,
+            ranges={"lr": "[0, max_lr]", "step_size_up": ">= 1", "step_size_down": ">= 1", "gamma": "(0, 1]"},
         ),
         ScheduleSpec(
             "warmup_stable_decay",
@@ -740,6 +824,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
              "decay": "cosine, linear, 1-sqrt", "min_lr": "final LR"},
             "warm-up, lr, then decay to min_lr over decay_steps",
             "HF warmup_stable_decay, timm WSD",
+            ranges={"decay_steps": ">= 1"},
         ),
         ScheduleSpec(
             "warmup",
@@ -892,6 +977,10 @@ def build_schedule(name: str, params: dict[str, Any] | None = None) -> Schedule:
     for key, derive in spec.derived.items():
         if values.get(key) is None:
             values[key] = derive(total, values)
+    checked = {p.name: values.get(p.name, None if p.required else p.default) for p in spec.params}
+    checked.update({k: v for k, v in values.items() if k in WARMUP_PARAMS})
+    for key, value in checked.items():
+        check_range(name, key, value, spec.valid(key), checked)
     warmup_steps = values.pop("warmup_steps", None) or 0
     warmup_start = values.pop("warmup_start_lr", None) or 0.0
     if warmup_steps and spec.uses_total_steps and total is not None:

@@ -216,3 +216,90 @@ def test_too_short_curves_give_no_number(n):
     losses = [1.0, 0.5][:n]
     rec = recommend(lrs, losses)
     assert rec.lr is None and "too few" in rec.warnings[0]
+
+
+def _sample(kind: str, valid: str, draw: st.DrawFn) -> object:
+    """A value of ``kind`` inside the declared range ``valid`` (bounds naming another
+    parameter are left to the schedule's own check: a refusal then skips the example)."""
+    import re
+
+    numbers = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", valid)]
+    low = numbers[0] if numbers and not valid.startswith("<") else 0.0
+    high = numbers[1] if len(numbers) > 1 else low + (1000.0 if kind == "int" else 50.0)
+    high = min(high, 1e9)
+    if kind in ("int", "ints"):
+        value = draw(st.integers(int(math.ceil(low)), int(min(high, low + 500))))
+        return [value] if kind == "ints" else value
+    if kind == "float":
+        if low >= 0 and high > 10 * max(low, 1e-12):
+            return 10 ** draw(st.floats(math.log10(max(low, 1e-6)), math.log10(high)))
+        return draw(st.floats(low, high))
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), name=st.sampled_from(sorted(n for n in SCHEDULES if n != "plateau")))
+def test_any_accepted_parameters_stay_finite_and_below_the_peak(data, name):
+    """Random parameters inside the declared ranges: whatever build_schedule accepts is
+    finite, non-negative and never above the schedule's peak LR, at any step."""
+    from lrtool.errors import LrtoolError
+
+    spec = SCHEDULES[name]
+    total = data.draw(st.integers(2, 5000))
+    params: dict = {"total_steps": total}
+    for p in spec.params:
+        if p.name == "total_steps" or p.kind in ("str", "bool", "floats"):
+            continue
+        if p.name in spec.lr_alternatives or p.name in ("boundaries", "milestones"):
+            continue
+        if p.name != spec.lr_param and not data.draw(st.booleans()):
+            continue  # leave it at its default (or derived) value
+        params[p.name] = _sample(p.kind, spec.valid(p.name) or ">= 0", data.draw)
+    for p in spec.params:
+        if p.choices and data.draw(st.booleans()):
+            params[p.name] = data.draw(st.sampled_from(p.choices))
+    if data.draw(st.booleans()):
+        params["warmup_steps"] = data.draw(st.integers(0, max(0, total - 1)))
+        params["warmup_start_lr"] = data.draw(st.floats(0, 1)) * params[spec.lr_param]
+    try:
+        sched = build_schedule(name, params)
+    except LrtoolError:
+        assume(False)  # refused with one line: the property is about what is accepted
+        return
+    peak = max(params[spec.lr_param], params.get("warmup_start_lr", 0.0))
+    for t in {0, 1, total // 7, total // 3, total // 2, total - 1, total, 2 * total, 10**7}:
+        value = sched(t)
+        assert math.isfinite(value) and value >= 0, (name, params, t, value)
+        assert value <= peak * (1 + 1e-9), (name, params, t, value)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "fragment"),
+    [
+        ("exponential", {"lr": 0.1, "s": 10, "base": 10}, "base"),
+        ("linear", {"lr": 0.1, "total_steps": 10, "start_factor": 2}, "start_factor"),
+        ("onecycle", {"max_lr": 0.1, "total_steps": 10, "div_factor": 0.5}, "div_factor"),
+        ("onecycle", {"max_lr": 0.1, "total_steps": 10, "div_factor": 1e-12,
+                      "final_div_factor": 1e-300}, "div_factor"),
+        ("cyclic", {"max_lr": 0.1, "mode": "exp_range", "gamma": 1.5, "total_steps": 9}, "gamma"),
+        ("cosine", {"lr": 0.1, "total_steps": 10, "warmup_steps": 2, "warmup_start_lr": 0.5},
+         "warmup_start_lr"),
+        ("cosine", {"lr": 1e308, "total_steps": 10}, "lr"),
+        ("cosine", {"lr": 0.1, "total_steps": 10, "eta_min": 0.2}, "eta_min"),
+    ],
+)  # fmt: skip
+def test_parameters_that_would_exceed_the_peak_are_refused(name, params, fragment):
+    from lrtool.errors import LrtoolError
+
+    with pytest.raises(LrtoolError, match=fragment):
+        build_schedule(name, params)
+
+
+def test_extreme_accepted_parameters_never_overflow():
+    """Formulas that used to raise OverflowError far into a run now decay to 0."""
+    power = build_schedule("power", {"lr": 0.1, "s": 0.5, "c": 1e6})
+    assert power(10_000) == 0.0 and power(0) == 0.1
+    cyclic = build_schedule(
+        "cyclic", {"max_lr": 0.1, "step_size_up": 1, "mode": "triangular2", "total_steps": 10}
+    )
+    assert all(math.isfinite(cyclic(t)) for t in (4_100, 10_000, 10**6))

@@ -10,8 +10,10 @@ validation metric. Semantics are exactly torch ``ReduceLROnPlateau``:
   ``lr <- max(lr * factor, min_lr)``, applied only when the change exceeds ``eps``;
 * after a cut, ``cooldown`` evaluations are not counted as bad; ``best`` is never reset.
 
-Keras and optax cut one evaluation earlier (when the count reaches ``patience``); to get their
-behaviour use ``patience - 1``.
+Keras and optax cut one evaluation earlier (when the count reaches ``patience``). Their cuts
+are this schedule's with ``patience - 1`` when ``threshold_mode="abs"`` (their threshold is
+absolute), ``eps=0`` (they have no such floor) and ``cooldown=0`` (Keras counts its cooldown
+differently); otherwise they can differ.
 """
 
 from __future__ import annotations

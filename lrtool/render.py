@@ -257,7 +257,7 @@ def plot(out: Console, outcome: Any, log_y: bool, width: int, color: bool) -> No
         out,
         report.schedule_plot(view.curves, log_y=log_y, width=width, height=height, color=color),
     )
-    for label, (xs, ys, _) in view.curves.items():
-        out.print(report.key_points_table(label, xs, ys, outcome.steps))
+    for label in view.curves:
+        out.print(report.key_points_table(label, view.key_points(label)))
     for path in outcome.written:
         out.print(f"wrote {path}", markup=False)

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 SERIES_MARKERS = ["*", "o", "x", "+", "#", "%", "@", "&"]  # one per series without colour
@@ -251,16 +252,13 @@ def schedule_plot(
     return _finish(plt, width, height, color)
 
 
-def key_points_table(name: str, steps: list[int], lrs: list[float], total: int) -> Table:
-    table = Table(title=f"{name}: key points", title_justify="left")
+def key_points_table(name: str, points: list[tuple[str, int, float]]) -> Table:
+    """``(point, step, lr)`` rows: start, peak, lowest and end of a schedule."""
+    table = Table(title=f"{escape(name)}: key points", title_justify="left")
     for col in ("point", "step", "lr"):
         table.add_column(col, justify="right" if col != "point" else "left")
-    i_peak = max(range(len(lrs)), key=lambda i: lrs[i])
-    i_low = min(range(len(lrs)), key=lambda i: lrs[i])
-    table.add_row("start", "0", fmt_lr(lrs[0]))
-    table.add_row("peak", str(steps[i_peak]), fmt_lr(lrs[i_peak]))
-    table.add_row("lowest", str(steps[i_low]), fmt_lr(lrs[i_low]))
-    table.add_row("end", str(total - 1), fmt_lr(lrs[-1]))
+    for point, step, lr in points:
+        table.add_row(point, str(step), fmt_lr(lr))
     return table
 
 
@@ -272,12 +270,13 @@ def schedules_table(specs: Sequence[Any]) -> Table:
     table.add_column("matches")
     for spec in specs:
         params = ", ".join(f"{p.name}={p.shown_default()}" for p in spec.params)
-        table.add_row(spec.name, params, spec.formula, spec.matches)
+        # escape: "values[i]" in a formula is text, not rich markup
+        table.add_row(spec.name, escape(params), escape(spec.formula), escape(spec.matches))
     return table
 
 
 def schedule_detail_table(spec: Any) -> Table:
-    table = Table(title=f"{spec.name}: {spec.formula}", title_justify="left")
+    table = Table(title=escape(f"{spec.name}: {spec.formula}"), title_justify="left")
     table.add_column("parameter")
     table.add_column("type")
     table.add_column("default")
@@ -285,7 +284,8 @@ def schedule_detail_table(spec: Any) -> Table:
     table.add_column("meaning")
     for p in list(spec.params) + [spec.param(n) for n in ("warmup_steps", "warmup_start_lr")]:
         kind = p.kind + (f" ({'|'.join(p.choices)})" if p.choices else "")
-        table.add_row(p.name, kind, p.shown_default(), spec.valid(p.name) or "-", p.help)
+        cells = (p.name, kind, p.shown_default(), spec.valid(p.name) or "-", p.help)
+        table.add_row(*(escape(str(c)) for c in cells))
     return table
 
 

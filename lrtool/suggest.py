@@ -414,7 +414,9 @@ def _ema98(losses: tuple[float, ...]) -> list[float]:
 
 
 def _fastai_curve(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """fastai's trimming: EMA (beta 0.98), drop the first n//10 and last 5, cut at a NaN."""
+    """fastai's trimming: EMA (beta 0.98), drop the first tenth and the last 5, cut at a NaN.
+    fastai drops ``num_it // 10`` (of the iterations asked for); here the tenth is of the
+    points recorded, the same for a sweep that ran to its end."""
     smoothed = _ema98(tuple(map(float, losses)))
     n = len(smoothed)
     x = np.asarray(lrs[n // 10 : n - 5], dtype=float)

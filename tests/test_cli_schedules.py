@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,12 @@ def test_plot_png(tmp_path):
     result = invoke("plot", "--schedule", "onecycle", "--png", png)
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_key_points_are_exact_steps_and_formulas_keep_their_brackets():
+    result = invoke("plot", "--schedule", "onecycle", "--steps", "1000")
+    assert result.exit_code == 0, result.output
+    peak = re.search(r"│ peak\s+│\s+(\d+) │", result.stdout)
+    assert peak and int(peak.group(1)) == 299  # torch OneCycleLR peaks at pct*T - 1
+    detail = invoke("schedules", "piecewise")
+    assert "values[i] for b[i-1] < t <= b[i]" in detail.stdout

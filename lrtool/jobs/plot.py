@@ -40,6 +40,29 @@ class ScheduleView:
     steps: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def key_points(self, label: str) -> list[tuple[str, int, float]]:
+        """Start, peak, lowest and end of a curve, at the exact steps: the plotted samples
+        find where the extremes are, then the steps between neighbouring samples are
+        evaluated (a 1cycle of 1,000 steps peaks at step 299, not at the sample 301)."""
+        xs, ys, _ = self.curves[label]
+        sched = self.built[label]
+        exact = not sched.stateful
+
+        def refine(i: int, better: Any) -> tuple[int, float]:
+            if not exact:
+                return xs[i], ys[i]
+            lo, hi = xs[max(0, i - 1)], xs[min(len(xs) - 1, i + 1)]
+            return better(((t, sched(t)) for t in range(lo, hi + 1)), key=lambda p: p[1])
+
+        peak = refine(max(range(len(ys)), key=lambda i: ys[i]), max)
+        low = refine(min(range(len(ys)), key=lambda i: ys[i]), min)
+        return [
+            ("start", xs[0], ys[0]),
+            ("peak", *peak),
+            ("lowest", *low),
+            ("end", xs[-1], ys[-1]),
+        ]
+
     def full_rows(self) -> list[dict[str, Any]]:
         """Every step of every schedule, for the CSV."""
         rows: list[dict[str, Any]] = []

@@ -67,9 +67,7 @@ def render_page() -> str:
         parts.append(f"\n## {spec.name}\n\n")
         parts.append(f"`{spec.formula}`\n\nMatches: {spec.matches}.\n\n")
         parts.append(spec.description.replace("``", "`") + "\n\n")
-        parts.append(
-            "| parameter | type | default | valid | meaning |\n|---|---|---|---|---|\n"
-        )
+        parts.append("| parameter | type | default | valid | meaning |\n|---|---|---|---|---|\n")
         for param in spec.params:
             if param.name in WARMUP_PARAMS:
                 continue

@@ -171,8 +171,13 @@ def onecycle(
     cycle_momentum: bool = True,
     base_momentum: float = 0.85,
     max_momentum: float = 0.95,
+    pct_final: float | None = None,
 ) -> Schedule:
     """1cycle: warm up from ``max_lr/div_factor`` to ``max_lr``, then anneal far below the start.
+
+    With ``pct_final`` (optax's ``linear_onecycle_schedule``/``cosine_onecycle_schedule``):
+    three phases ending at ``p*T - 1`` (up to ``max_lr``), ``pct_final*T - 1`` (back down to
+    the start) and ``T - 1`` (down to the final value): the last phase's length is its own.
 
     Phase ends (floats, T = total_steps, p = pct_start): two-phase ``p*T - 1`` and ``T - 1``;
     three-phase ``p*T - 1``, ``2*p*T - 2`` and ``T - 1``. Inside a phase running from a to b,
@@ -201,10 +206,21 @@ def onecycle(
         "needs 0 <= base_momentum <= max_momentum < 1, got "
         f"base_momentum={base_momentum!r}, max_momentum={max_momentum!r}",
     )
+    _check(
+        pct_final is None or (pct_start < pct_final < 1 and not three_phase),
+        name,
+        f"pct_final must be in (pct_start, 1) and not used with three_phase, got {pct_final!r}",
+    )
     initial = max_lr / div_factor
     final = initial / final_div_factor
     T = total_steps
-    if three_phase:
+    if pct_final is not None:
+        phases = [
+            (pct_start * T - 1, initial, max_lr, max_momentum, base_momentum),
+            (pct_final * T - 1, max_lr, initial, base_momentum, max_momentum),
+            (T - 1, initial, final, max_momentum, max_momentum),
+        ]
+    elif three_phase:
         phases = [
             (pct_start * T - 1, initial, max_lr, max_momentum, base_momentum),
             (2 * pct_start * T - 2, max_lr, initial, base_momentum, max_momentum),
@@ -231,6 +247,95 @@ def onecycle(
     return Schedule(name, lambda t: at(t, True), momentum_fn, total_steps=T)
 
 
+def geron(
+    max_lr: float,
+    total_steps: int,
+    pct_start: float = 0.45,
+    pct_final: float = 0.9,
+    div_factor: float = 10.0,
+    final_div_factor: float = 1000.0,
+) -> Schedule:
+    """Geron's 1cycle (Hands-On Machine Learning): linear from ``max_lr/div_factor`` up to
+    ``max_lr`` over the first ``pct_start`` of the run, linear back down by ``pct_final``,
+    then linear down by ``final_div_factor`` more over the last steps; no momentum cycling.
+    It is :func:`onecycle` with ``anneal="linear"``, ``pct_final`` and
+    ``cycle_momentum=False``.
+
+    >>> [round(geron(1.0, total_steps=100)(t), 4) for t in (0, 44, 89, 99)]
+    [0.1, 1.0, 0.1, 0.0001]
+    """
+    built = onecycle(
+        max_lr, total_steps, pct_start, div_factor, final_div_factor, "linear",
+        cycle_momentum=False, pct_final=pct_final,
+    )  # fmt: skip
+    built.name = "geron"
+    return built
+
+
+def tanh(
+    lr: float, total_steps: int, lb: float = -7.0, ub: float = 3.0, min_lr: float = 0.0
+) -> Schedule:
+    """Hyperbolic-tangent decay (timm ``TanhLRScheduler``): ``min_lr + (lr - min_lr) *
+    (1 - tanh(lb + (ub - lb) * t/T)) / 2``, flat near ``lr`` early, then a smooth drop.
+
+    >>> round(tanh(1.0, total_steps=10)(0), 6)
+    0.999999
+    """
+    name = "tanh"
+    _non_negative(name, "lr", lr)
+    _check(total_steps >= 1, name, f"total_steps must be >= 1, got {total_steps!r}")
+    _check(lb < ub, name, f"lb must be below ub, got lb={lb!r}, ub={ub!r}")
+    _check(0 <= min_lr <= lr, name, f"min_lr must be in [0, lr], got min_lr={min_lr!r}")
+
+    def lr_at(t: int) -> float:
+        q = min(t, total_steps) / total_steps
+        return min_lr + 0.5 * (lr - min_lr) * (1 - math.tanh(lb * (1.0 - q) + ub * q))
+
+    return Schedule(name, lr_at, total_steps=total_steps)
+
+
+def piecewise_interpolate(
+    lr: float,
+    boundaries: Sequence[int],
+    scales: Sequence[float] = (0.1, 0.1),
+    interpolate: Literal["linear", "cosine"] = "linear",
+) -> Schedule:
+    """optax ``piecewise_interpolate_schedule``: the LR at step 0 is ``lr``, at
+    ``boundaries[i]`` it is ``lr * scales[0] * ... * scales[i]``, interpolated linearly (or
+    with a cosine) between them, and held after the last boundary.
+
+    >>> [piecewise_interpolate(1.0, [10, 20], [0.5, 0.5])(t) for t in (0, 5, 10, 30)]
+    [1.0, 0.75, 0.5, 0.25]
+    """
+    name = "piecewise_interpolate"
+    _non_negative(name, "lr", lr)
+    bounds = [int(b) for b in boundaries]
+    factors = [float(f) for f in scales]
+    _check(len(bounds) == len(factors) >= 1, name, "needs as many scales as boundaries (>= 1)")
+    _check(
+        all(a < b for a, b in zip([0, *bounds], bounds, strict=False)),
+        name,
+        f"boundaries must increase from above 0, got {bounds}",
+    )
+    _check(all(0 <= f <= 1 for f in factors), name, f"scales must be in [0, 1], got {factors}")
+    values = [lr]
+    for f in factors:
+        values.append(values[-1] * f)
+    starts = [0, *bounds]
+
+    def lr_at(t: int) -> float:
+        if t >= starts[-1]:
+            return values[-1]
+        i = bisect.bisect_right(starts, t) - 1
+        q = (t - starts[i]) / (starts[i + 1] - starts[i])
+        a, b = values[i], values[i + 1]
+        if interpolate == "cosine":
+            return b + (a - b) / 2.0 * (math.cos(math.pi * q) + 1)
+        return a + (b - a) * q
+
+    return Schedule(name, lr_at)
+
+
 def _anneal_cos(start: float, end: float, q: float) -> float:
     # Written exactly as torch writes it, so values agree to the last bits.
     return end + (start - end) / 2.0 * (math.cos(math.pi * q) + 1)
@@ -240,31 +345,64 @@ def _anneal_linear(start: float, end: float, q: float) -> float:
     return (end - start) * q + start
 
 
-def cosine(lr: float, total_steps: int, eta_min: float = 0.0) -> Schedule:
+def cosine(
+    lr: float,
+    total_steps: int,
+    eta_min: float = 0.0,
+    num_cycles: float = 0.5,
+    min_lr_rate: float = 0.0,
+) -> Schedule:
     """Cosine annealing: ``eta_min + (lr - eta_min) * (1 + cos(pi * t / T)) / 2`` for t <= T.
 
     Equals torch ``CosineAnnealingLR(T_max=T, eta_min)`` on 0..T; torch rises again after T,
     lrtool holds ``eta_min``. Also Keras ``CosineDecay`` with ``alpha = eta_min / lr``.
 
+    Hugging Face's cosine: ``lr * (f * (1 - min_lr_rate) + min_lr_rate)`` with
+    ``f = max(0, (1 + cos(2 pi num_cycles t/T)) / 2)``: ``num_cycles`` 0.5 (the default) is
+    one half-wave down, 1.5 goes down, up and down again; equals
+    ``get_cosine_schedule_with_warmup`` and ``get_cosine_with_min_lr_schedule_with_warmup``
+    (with ``warmup_steps``).
+
     >>> cosine(1.0, total_steps=4)(2)
     0.5
     """
-    _non_negative("cosine", "lr", lr)
-    _check(total_steps >= 1, "cosine", f"total_steps must be >= 1, got {total_steps!r}")
-    _check(0 <= eta_min <= lr, "cosine", f"eta_min must be in [0, lr], got eta_min={eta_min!r}")
+    name = "cosine"
+    _non_negative(name, "lr", lr)
+    _check(total_steps >= 1, name, f"total_steps must be >= 1, got {total_steps!r}")
+    _check(0 <= eta_min <= lr, name, f"eta_min must be in [0, lr], got eta_min={eta_min!r}")
+    _check(num_cycles > 0, name, f"num_cycles must be > 0, got num_cycles={num_cycles!r}")
+    _check(0 <= min_lr_rate <= 1, name, f"min_lr_rate must be in [0, 1], got {min_lr_rate!r}")
+    _check(
+        eta_min == 0 or (num_cycles == 0.5 and min_lr_rate == 0),
+        name,
+        "eta_min is torch's floor; with num_cycles or min_lr_rate (Hugging Face's) use min_lr_rate",
+    )
 
-    def lr_at(t: int) -> float:
-        q = min(t, total_steps) / total_steps
-        return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * q)) / 2
+    if num_cycles == 0.5 and min_lr_rate == 0:
 
-    return Schedule("cosine", lr_at, total_steps=total_steps)
+        def lr_at(t: int) -> float:
+            q = min(t, total_steps) / total_steps
+            return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * q)) / 2
+
+    else:
+
+        def lr_at(t: int) -> float:
+            q = min(t, total_steps) / total_steps
+            factor = max(0.0, 0.5 * (1.0 + math.cos(math.pi * num_cycles * 2.0 * q)))
+            return lr * (factor * (1 - min_lr_rate) + min_lr_rate)
+
+    return Schedule(name, lr_at, total_steps=total_steps)
 
 
-def cosine_restarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> Schedule:  # noqa: N803 (torch's names)
+def cosine_restarts(  # noqa: N803 (torch's names)
+    lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0, cycle_decay: float = 1.0
+) -> Schedule:
     """SGDR: cosine from ``lr`` to ``eta_min`` over periods of ``T_0``, ``T_0*T_mult``, ...
 
-    Inside a period of length T_i at position T_cur: ``eta_min + (lr - eta_min) *
-    (1 + cos(pi * T_cur / T_i)) / 2``. Equals torch ``CosineAnnealingWarmRestarts``.
+    Inside period i (from 0) of length T_i at position T_cur: ``eta_min + (lr * d^i -
+    eta_min) * (1 + cos(pi * T_cur / T_i)) / 2`` with ``d = cycle_decay``. Equals torch
+    ``CosineAnnealingWarmRestarts`` (d = 1); d < 1 lowers each restart's peak, as timm's
+    ``cycle_decay`` and Keras ``CosineDecayRestarts(m_mul=d)`` do.
 
     >>> cosine_restarts(1.0, T_0=2, T_mult=2)(2)
     1.0
@@ -274,16 +412,19 @@ def cosine_restarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) 
     _check(T_0 >= 1, name, f"T_0 must be >= 1, got T_0={T_0!r}")
     _check(T_mult >= 1, name, f"T_mult must be an integer >= 1, got T_mult={T_mult!r}")
     _check(0 <= eta_min <= lr, name, f"eta_min must be in [0, lr], got eta_min={eta_min!r}")
+    _check(0 < cycle_decay <= 1, name, f"cycle_decay must be in (0, 1], got {cycle_decay!r}")
 
     def lr_at(t: int) -> float:
         if T_mult == 1:
-            t_cur, t_i = t % T_0, T_0
+            t_cur, t_i, cycle = t % T_0, T_0, t // T_0
         else:
-            t_cur, t_i = t, T_0
+            t_cur, t_i, cycle = t, T_0, 0
             while t_cur >= t_i:
                 t_cur -= t_i
                 t_i *= T_mult
-        return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
+                cycle += 1
+        top = lr if cycle_decay == 1 else max(eta_min, lr * cycle_decay**cycle)
+        return eta_min + (top - eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
 
     return Schedule(name, lr_at)
 
@@ -756,29 +897,71 @@ SCHEDULES: dict[str, ScheduleSpec] = {
              "final_div_factor": "end = start / final_div_factor", "anneal": "cos or linear",
              "three_phase": "Smith's symmetric cycle + annihilation",
              "cycle_momentum": "cycle momentum (beta1) inversely",
-             "base_momentum": "momentum at the LR peak", "max_momentum": "momentum at the ends"},
+             "base_momentum": "momentum at the LR peak", "max_momentum": "momentum at the ends",
+             "pct_final": "share of steps before the final drop (optax; default: none)"},
             "max_lr/div -> max_lr -> max_lr/(div*final_div), momentum inverse",
-            "torch OneCycleLR",
+            "torch OneCycleLR, optax *_onecycle_schedule (pct_final)",
             lr_param="max_lr",
-            ranges={"pct_start": "(0, 1)", "div_factor": "[1, 1e12]", "final_div_factor": "[1, 1e12]"},
+            ranges={"pct_start": "(0, 1)", "div_factor": "[1, 1e12]", "final_div_factor": "[1, 1e12]",
+                    "pct_final": "(pct_start, 1)"},
+        ),
+        ScheduleSpec(
+            "geron",
+            geron,
+            {"max_lr": "peak LR", "total_steps": T_HELP,
+             "pct_start": "share of steps rising to max_lr", "pct_final": "share before the final drop",
+             "div_factor": "start = max_lr / div_factor", "final_div_factor": "end = start / final_div_factor"},
+            "linear max_lr/div -> max_lr -> max_lr/div, then / final_div_factor",
+            "Geron, Hands-On ML (1cycle); optax linear_onecycle_schedule",
+            lr_param="max_lr",
+            ranges={"pct_start": "(0, 1)", "pct_final": "(pct_start, 1)", "div_factor": "[1, 1e12]",
+                    "final_div_factor": "[1, 1e12]"},
+        ),
+        ScheduleSpec(
+            "tanh",
+            tanh,
+            {"lr": LR_HELP, "total_steps": T_HELP, "lb": "tanh argument at t=0",
+             "ub": "tanh argument at t=T", "min_lr": "final floor"},
+            "min_lr + (lr - min_lr) * (1 - tanh(lb + (ub - lb) t/T)) / 2",
+            "timm TanhLRScheduler",
+            ranges={"lb": "< ub"},
+        ),
+        ScheduleSpec(
+            "piecewise_interpolate",
+            piecewise_interpolate,
+            {"lr": LR_HELP, "boundaries": "steps where the next scale is reached (default 50%, 75% of T)",
+             "scales": "LR multipliers, one per boundary", "interpolate": "linear or cosine",
+             "total_steps": T_OPT_HELP},
+            "lr * prod(scales[:i]) at boundaries[i], interpolated",
+            "optax piecewise_interpolate_schedule",
+            with_total_steps=True,
+            derived={
+                "boundaries": lambda T, v: None if T is None else [max(1, T // 2), max(2, 3 * T // 4)]
+            },
+            ranges={"boundaries": ">= 1", "scales": "[0, 1]"},
         ),
         ScheduleSpec(
             "cosine",
             cosine,
-            {"lr": LR_HELP, "total_steps": T_HELP, "eta_min": "final LR"},
+            {"lr": LR_HELP, "total_steps": T_HELP, "eta_min": "final LR (torch)",
+             "num_cycles": "cosine waves over T: 0.5 is one half-wave down (HF)",
+             "min_lr_rate": "floor as a share of lr (HF cosine_with_min_lr)"},
             "eta_min + (lr - eta_min) * (1 + cos(pi*t/T)) / 2",
             "torch CosineAnnealingLR, Keras CosineDecay",
+            ranges={"num_cycles": "> 0", "min_lr_rate": "[0, 1]"},
         ),
         ScheduleSpec(
             "cosine_restarts",
             cosine_restarts,
             {"lr": LR_HELP, "T_0": "first period (default T/4)", "T_mult": "period growth factor",
-             "eta_min": "LR at the end of each period", "total_steps": T_OPT_HELP},
+             "eta_min": "LR at the end of each period",
+             "cycle_decay": "each restart's peak times this (timm cycle_decay, Keras m_mul)",
+             "total_steps": T_OPT_HELP},
             "cosine over periods T_0, T_0*T_mult, ... restarting at lr",
             "torch CosineAnnealingWarmRestarts (SGDR)",
             derived={"T_0": lambda T, v: None if T is None else max(1, T // 4)},
             with_total_steps=True,
-            ranges={"T_0": ">= 1", "T_mult": ">= 1"},
+            ranges={"T_0": ">= 1", "T_mult": ">= 1", "cycle_decay": "(0, 1]"},
         ),
         ScheduleSpec(
             "polynomial",

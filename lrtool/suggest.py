@@ -441,6 +441,24 @@ def fastai_steep(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     return float(x[int(np.argmin(g))])
 
 
+def slide(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """fastai ``slide``: from the end of the EMA curve, slide a pair of points ``lr_diff=15``
+    apart toward the start while their loss gradients (``np.gradient``, per point) differ by
+    more than ``thresh=0.005``; the LR of the left point where they stop differing."""
+    x, y = _fastai_curve(lrs, losses)
+    lr_diff, thresh = 15, 0.005
+    if len(y) <= lr_diff:
+        return None
+    grad = np.gradient(y)
+    r_idx, l_idx = -1, -1 - lr_diff
+    local_min_lr = x[l_idx]
+    while l_idx >= -len(y) and abs(grad[r_idx] - grad[l_idx]) > thresh:
+        local_min_lr = x[l_idx]
+        r_idx -= 1
+        l_idx -= 1
+    return float(local_min_lr)
+
+
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     """fastai ``valley``: about the middle of the longest decreasing stretch of the EMA curve.
 
@@ -526,6 +544,7 @@ RULES: dict[str, RuleInfo] = {
         RuleInfo("steepest", steepest, "steepest descent in log-LR space"),
         RuleInfo("minimum_div10", minimum_div10, "fastai minimum / 10", peer=True),
         RuleInfo("valley", valley, "fastai valley (its default)", peer=True),
+        RuleInfo("slide", slide, "fastai slide", peer=True),
         RuleInfo("fastai_steep", fastai_steep, "fastai steep", peer=True),
         RuleInfo("torch_lr_finder", torch_lr_finder, "torch-lr-finder steepest", peer=True),
         RuleInfo("lightning", lightning, "Lightning steepest (linear LR)", peer=True),

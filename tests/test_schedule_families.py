@@ -111,3 +111,32 @@ def test_onecycle_pct_final_gives_an_independent_final_phase():
     )
     assert sched(29) == pytest.approx(1.0) and sched(79) == pytest.approx(1 / 25)
     assert sched(99) == pytest.approx(1 / 25 / 1e4)
+
+
+def test_fastais_slide_rule_is_in_the_table_and_follows_fastai():
+    """fastai's ``slide`` (fastai/callback/schedule.py), transcribed, on the curve fastai reads
+    (debiased EMA 0.98, the first tenth and the last 5 points dropped)."""
+    import numpy as np
+
+    from lrtool.finder import lr_ladder
+    from lrtool.suggest import RULES, debiased_ema, slide
+
+    assert RULES["slide"].peer and RULES["slide"].fn is slide
+    lrs = lr_ladder(1e-6, 10, 120)
+    losses = [
+        2.3 - 1.5 / (1 + math.exp(-3 * (math.log10(lr) + 3))) + max(0.0, math.log10(lr) + 1) ** 2
+        for lr in lrs
+    ]
+    n = len(losses)
+    smoothed = debiased_ema(losses, 0.98)
+    x, y = np.asarray(lrs[n // 10 : n - 5]), np.asarray(smoothed[n // 10 : n - 5])
+    grad = np.gradient(y)
+    r_idx, l_idx = -1, -16
+    expected = x[l_idx]
+    while l_idx >= -len(y) and abs(grad[r_idx] - grad[l_idx]) > 0.005:
+        expected = x[l_idx]
+        r_idx -= 1
+        l_idx -= 1
+    assert slide(lrs, losses) == pytest.approx(float(expected))
+    assert 1e-6 <= slide(lrs, losses) <= 10
+    assert slide(lrs[:15], losses[:15]) is None  # too short for its 15-point window

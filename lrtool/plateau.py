@@ -52,6 +52,7 @@ class PlateauSchedule(Schedule):
         total_steps: int | None = None,
     ) -> None:
         super().__init__("plateau", self._current, None, total_steps)
+        self.monitor = "val_loss"  # what lrtool train feeds it (set by plateau())
         self.initial_lr = lr
         self.factor = factor
         self.patience = patience
@@ -110,14 +111,20 @@ def plateau(
     threshold_mode: Literal["rel", "abs"] = "rel",
     cooldown: int = 0,
     min_lr: float = 0.0,
-    mode: Literal["min", "max"] = "min",
+    mode: Literal["auto", "min", "max"] = "auto",
     eps: float = 1e-8,
     total_steps: int | None = None,
+    monitor: Literal["val_loss", "val_accuracy", "train_loss"] | None = None,
 ) -> PlateauSchedule:
     """Reduce-on-plateau: ``lr * factor^cuts``, a cut after ``patience + 1`` bad evaluations.
 
     Equals torch ``ReduceLROnPlateau(mode, factor, patience, threshold, threshold_mode,
-    cooldown, min_lr, eps)`` fed the same metric sequence.
+    cooldown, min_lr, eps)`` fed the same metric sequence. ``monitor`` is the metric
+    ``lrtool train``/``compare`` feed it at each evaluation (the val loss, the default; the val
+    accuracy; or the smoothed training loss, which needs no validation data); ``mode`` follows
+    from it (``auto``: max for accuracy, min for losses), and a mode that contradicts it is
+    refused: ``max`` on a loss would cut the LR at every evaluation while the loss falls. With
+    no ``monitor`` (your own loop feeds ``update``), ``mode`` is yours (``auto`` is min).
 
     >>> p = plateau(1.0, patience=0)
     >>> p.update(1.0), p.update(0.99995)
@@ -131,11 +138,28 @@ def plateau(
     check(threshold_mode in ("rel", "abs"), name, "threshold_mode must be rel or abs")
     check(cooldown >= 0, name, f"cooldown must be >= 0, got cooldown={cooldown!r}")
     non_negative(name, "min_lr", min_lr)
-    check(mode in ("min", "max"), name, "mode must be min or max")
-    non_negative(name, "eps", eps)
-    return PlateauSchedule(
-        lr, factor, patience, threshold, threshold_mode, cooldown, min_lr, mode, eps, total_steps
+    check(mode in ("auto", "min", "max"), name, "mode must be auto, min or max")
+    check(
+        monitor in (None, "val_loss", "val_accuracy", "train_loss"),
+        name,
+        "monitor must be val_loss, val_accuracy or train_loss",
     )
+    implied = "max" if monitor == "val_accuracy" else "min"
+    check(
+        monitor is None or mode in ("auto", implied),
+        name,
+        f"mode={mode} contradicts monitor={monitor} (a {str(monitor).replace('_', ' ')} improves "
+        f"when it {'rises' if implied == 'max' else 'falls'}); leave mode: auto",
+    )
+    if mode != "auto":
+        implied = mode
+    non_negative(name, "eps", eps)
+    schedule = PlateauSchedule(
+        lr, factor, patience, threshold, threshold_mode, cooldown, min_lr, implied, eps,
+        total_steps,
+    )  # fmt: skip
+    schedule.monitor = monitor or "val_loss"
+    return schedule
 
 
 def stalling_metric(steps: int) -> list[float]:

@@ -165,6 +165,8 @@ def train(
                 color=color,
             )
             _plot(out, plot)
+    for note in summary.get("notes") or []:
+        out.print(f"note: {note}", markup=False)
     if result.stop_reason != "completed":
         err.print(f"stopped: {result.stop_reason}", markup=False)
     acc = summary["final_accuracy"]
@@ -200,6 +202,8 @@ def compare(
     one = outcome.one_schedule
     label = "same LR per schedule" if one is None else f"{one} at several LRs"
     out.print(report.compare_table(outcome.rows, summary["target_val_loss"], label))
+    for note in summary.get("notes") or []:
+        out.print(f"note: {note}", markup=False)
     if not (quiet or no_plot):
         results = outcome.results
         val = {

@@ -130,8 +130,12 @@ def train(
     A non-finite training loss stops the run (``stop_reason`` says so); Ctrl-C raises
     :class:`TrainInterrupted` with the partial result.
     """
-    if schedule.stateful and val_batches is None:
-        raise LrtoolError("the plateau schedule needs validation data (set data.val_fraction > 0)")
+    monitored = getattr(schedule, "monitor", "val_loss")
+    if schedule.stateful and val_batches is None and monitored != "train_loss":
+        raise LrtoolError(
+            f"the plateau schedule monitors {monitored}: it needs validation data (set "
+            f"data.val_fraction > 0, or monitor=train_loss)"
+        )
     result = TrainResult(label or schedule.name, schedule.name, steps_requested=steps)
     options = options or LoopOptions(grad_clip=grad_clip)
     loop = TrainingLoop(model, optimizer, loss_fn, step_fn=step_fn, options=options, device=device)
@@ -150,8 +154,18 @@ def train(
         if val_batches is not None:
             evaluation = loop.evaluate(val_batches, accuracy=classification)
             row["val_loss"], row["val_accuracy"] = evaluation.loss, evaluation.accuracy
-            if schedule.stateful and t > 0:
-                driver.update(evaluation.loss)
+        if schedule.stateful and t > 0:
+            metric = {
+                "val_loss": row["val_loss"],
+                "val_accuracy": row["val_accuracy"],
+                "train_loss": smoothed,
+            }[monitored]
+            if metric is None:
+                raise LrtoolError(
+                    f"the plateau schedule monitors {monitored}, which this run does not have "
+                    f"(accuracy needs a classification task)"
+                )
+            driver.update(metric)
         result.evals.append(row)
 
     def observe(t: int, lr: float, loss: float, value: float) -> None:

@@ -187,3 +187,75 @@ def test_train_sigint_writes_partial_results_and_exits_130(tmp_path):
     assert summary["interrupted"] is True and summary["steps_run"] >= 1
     rows = (out / "train.csv").read_text().splitlines()
     assert len(rows) == summary["steps_run"] + 1
+
+
+def test_plateau_patience_fits_the_budget_and_cuts(tmp_path):
+    """Without a patience, plateau gets one its budget can use, and the LR is cut; a given
+    patience that cannot fire is said."""
+    from tests.conftest import TINY, write_config
+
+    cfg = write_config(
+        tmp_path, TINY.replace("steps: 40, eval_every: 10", "steps: 120, eval_every: 10")
+    )
+    result = invoke(
+        "compare", cfg, "--schedules", "constant,plateau", "--lr", "0.5", "--out", tmp_path / "c"
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["params"]["plateau"]["patience"] == 2  # 12 evaluations // 6
+    assert any("derived from the budget" in n for n in summary["notes"])
+    lrs = [
+        float(r["lr"])
+        for r in csv.DictReader((tmp_path / "c" / "compare.csv").open())
+        if r["schedule"] == "plateau"
+    ]
+    assert min(lrs) < lrs[0]  # it cut
+    stuck = invoke(
+        "train",
+        cfg,
+        "--schedule",
+        "plateau",
+        "--set",
+        "patience=20",
+        "--lr",
+        "0.5",
+        "--out",
+        tmp_path / "t",
+    )
+    assert stuck.exit_code == 0 and "cannot cut" in stuck.stdout
+
+
+@pytest.mark.parametrize(
+    ("monitor", "mode"), [("val_accuracy", "min"), ("val_loss", "max"), ("train_loss", "max")]
+)
+def test_plateau_mode_follows_its_monitor(monitor, mode):
+    from lrtool.errors import LrtoolError
+
+    assert build_schedule("plateau", {"lr": 1.0, "monitor": "val_accuracy"}).mode == "max"
+    assert build_schedule("plateau", {"lr": 1.0}).mode == "min"
+    with pytest.raises(LrtoolError, match="contradicts"):
+        build_schedule("plateau", {"lr": 1.0, "monitor": monitor, "mode": mode})
+
+
+def test_plateau_on_train_loss_needs_no_validation_data(tmp_path):
+    from tests.conftest import TINY, write_config
+
+    cfg = write_config(
+        tmp_path, TINY.replace("batch_size: 32}", "batch_size: 32, val_fraction: 0.0}")
+    )
+    ok = invoke(
+        "train",
+        cfg,
+        "--schedule",
+        "plateau",
+        "--set",
+        "monitor=train_loss",
+        "--lr",
+        "0.3",
+        "--out",
+        tmp_path / "t",
+        "-q",
+    )
+    assert ok.exit_code == 0, ok.output
+    refused = invoke("train", cfg, "--schedule", "plateau", "--lr", "0.3", "--out", tmp_path / "u")
+    assert refused.exit_code == 2 and "monitor=train_loss" in refused.stderr

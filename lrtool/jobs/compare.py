@@ -23,6 +23,7 @@ from lrtool.jobs.train import (
     LrPlan,
     check_target,
     check_validation_data,
+    fit_patience,
     range_test_for_lr,
     schedule_params,
     stopped_in_range_test,
@@ -163,7 +164,7 @@ def run(
     if flags.jobs < 1:
         raise usage_error(f"--jobs: must be >= 1, got {flags.jobs}")
     plans = plan_runs(flags, loaded)
-    check_validation_data([p.schedule for p in plans], loaded)
+    check_validation_data([(p.schedule, p.params) for p in plans], loaded)
     check_png(outputs.png, outputs.force)
     config = loaded.config
     target_folder = run_folder(outputs.out, loaded.name, "compare")
@@ -177,11 +178,14 @@ def run(
                 if found.failed:
                     raise LrtoolError(f"{found.failed}; the partial results are in {folder}")
                 return CompareOutcome([], [], summary, folder, True, flags.schedule, found)
-        runs = []
+        runs, notes = [], []
+        evaluations = config.train.steps // config.train.eval_every
         for plan in plans:
             full, _ = schedule_params(
                 plan.schedule, plan.params, config.train.steps, plan.lr, found, config.optimizer.lr
             )
+            full, note = fit_patience(plan.schedule, full, evaluations)
+            notes += [note] if note else []
             build_schedule(plan.schedule, full)  # every schedule is validated before training
             runs.append(replace(plan, params=full))
         results, interrupted = _compare_or_partial(loaded, runs, flags.jobs, on_run)
@@ -208,6 +212,7 @@ def run(
             "jobs": flags.jobs,
             "interrupted": interrupted,
             "runs_not_done": [plan.label for plan in runs if plan.label not in done],
+            "notes": notes,
             "data": results[0].context.get("data"),
             "device": results[0].context.get("device"),
             **common_summary(loaded, folder),

@@ -132,14 +132,45 @@ class TrainOutcome:
         return f"{len(self.result.steps)} steps"
 
 
-def check_validation_data(names: list[str], loaded: LoadedConfig) -> None:
+PATIENCE_SHARE = 6  # derived patience: a cut possible after about a sixth of the evaluations
+
+
+def fit_patience(name: str, params: dict[str, Any], evaluations: int) -> tuple[dict, str | None]:
+    """A plateau schedule's patience for this run's ``evaluations``: derived from the budget
+    when not set (``evaluations // 6``, at least 1), so performance scheduling can act within
+    the run; a note when a given patience cannot fire at all."""
+    from lrtool.schedules import get_spec
+
+    if not get_spec(name).stateful:
+        return params, None
+    out = dict(params)
+    if out.get("patience") is None:
+        out["patience"] = max(1, evaluations // PATIENCE_SHARE)
+        return out, (
+            f"{name}: patience {out['patience']} derived from the budget ({evaluations} "
+            f"evaluations); set {name}.patience to choose"
+        )
+    if out["patience"] + 1 >= evaluations:
+        return out, (
+            f"{name}: patience {out['patience']} cannot cut within {evaluations} evaluations "
+            f"(a cut needs {out['patience'] + 1} bad ones in a row); lower it or evaluate more "
+            f"often (train.eval_every)"
+        )
+    return out, None
+
+
+def check_validation_data(runs: list[tuple[str, dict[str, Any]]], loaded: LoadedConfig) -> None:
     """Schedules fed a validation metric (plateau) need a validation split: said up front."""
     from lrtool.schedules import get_spec
 
     if loaded.config.data.val_fraction == 0:
-        for name in names:
-            if get_spec(name).stateful:
-                raise usage_error(f"{name} needs validation data: set data.val_fraction > 0")
+        for name, params in runs:
+            monitor = params.get("monitor") or "val_loss"
+            if get_spec(name).stateful and monitor != "train_loss":
+                raise usage_error(
+                    f"{name} needs validation data to monitor {monitor}: set "
+                    f"data.val_fraction > 0, or {name}.monitor=train_loss"
+                )
 
 
 def check_target(target: float | None) -> None:
@@ -167,9 +198,9 @@ def run(
     config = loaded.config
     name = flags.schedule or config.train.schedule.name
     get_spec(name)
-    check_validation_data([name], loaded)
     params = dict(config.train.schedule.params()) if flags.schedule is None else {}
     params.update(parse_sets(flags.sets))
+    check_validation_data([(name, params)], loaded)
     main = distributed.is_main_rank()
     if main:
         check_png(outputs.png, outputs.force)
@@ -191,6 +222,8 @@ def run(
         full, source = schedule_params(
             name, params, config.train.steps, flags.lr, found, config.optimizer.lr
         )
+        evaluations = config.train.steps // config.train.eval_every
+        full, note = fit_patience(name, full, evaluations)
         build_schedule(name, full)  # validate before training
         if phase is not None:
             phase("training")
@@ -221,6 +254,8 @@ def run(
             "distributed": distributed.describe(config.data.batch_size),
             **common_summary(loaded, folder),
         }
+        if note:
+            outcome.summary["notes"] = [note]
         if target is not None:
             outcome.summary["target_val_loss"] = target
             outcome.summary["steps_to_target"] = result.steps_to(target)

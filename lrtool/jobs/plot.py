@@ -60,7 +60,7 @@ class ScheduleView:
             ("start", xs[0], ys[0]),
             ("peak", *peak),
             ("lowest", *low),
-            ("end", xs[-1], ys[-1]),
+            ("end", max(xs[-1], self.steps - 1), ys[-1]),  # plateau holds its last LR
         ]
 
     def full_rows(self) -> list[dict[str, Any]]:

@@ -116,7 +116,9 @@ _working = [False]  # a compare worker is inside a run
 def _worker_handler(signum: int, frame: FrameType | None) -> None:
     if _working[0]:
         raise Interrupted(signum)
-    os._exit(0)  # idle between runs: nothing to return, nothing to clean up
+    # Idle between runs: nothing to return. Exiting here would make the pool drop the
+    # results of the other workers (a broken pool fails every future); the parent kills the
+    # idle workers once it has collected those results.
 
 
 @contextlib.contextmanager

@@ -375,7 +375,6 @@ def _dict_items(
     """Datasets of dicts (Hugging Face style): batches are dicts passed as ``model(**batch)``,
     and the model computes its own loss (``.loss`` or ``"loss"``), or lrtool does from
     ``labels`` and the logits. Integer ``labels`` make it classification (accuracy reported)."""
-    from torch.utils.data import DataLoader
 
     if n_train < cfg.batch_size:
         raise LrtoolError(
@@ -398,6 +397,23 @@ def _dict_items(
         key = next(k for k in ("labels", "label", "targets", "y") if k in tensors)
         values = [int(torch.as_tensor(train_ds[i][key]).max()) for i in range(min(n_train, 10_000))]
         n_outputs = max(values) + 1
+    return _dataset_bundle(cfg, seed, train_ds, val_ds, is_class, inputs, n_outputs, n_train)
+
+
+def _dataset_bundle(
+    cfg: DataConfig,
+    seed: int,
+    train_ds: Any,
+    val_ds: Any,
+    is_class: bool,
+    example: torch.Tensor,
+    n_outputs: int,
+    n_train: int,
+) -> DataBundle:
+    """The batches of imported datasets (seeded shuffling) and what a model needs to know,
+    ``example`` being one item's input."""
+    from torch.utils.data import DataLoader
+
     g = torch.Generator().manual_seed(seed)
     train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=cfg.shuffle, generator=g)
     val = DataLoader(val_ds, batch_size=max(cfg.batch_size, 256)) if val_ds is not None else None
@@ -405,9 +421,9 @@ def _dict_items(
         train,
         val,
         "classification" if is_class else "regression",
-        int(inputs.numel()),
+        int(example.numel()),
         n_outputs,
-        tuple(inputs.shape),
+        tuple(example.shape),
         n_train,
         len(val_ds) if val_ds is not None else 0,
         f"{cfg.function}",
@@ -426,7 +442,7 @@ def _numeric(value: Any) -> bool:
 
 def _from_import(cfg: DataConfig, seed: int, base_dir: Path | None) -> DataBundle:
     """``package.module:function`` returning ``(train_dataset, val_dataset)``."""
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import Dataset
 
     fn = load_object(cfg.function or "", "data.function", base_dir)
     try:
@@ -493,17 +509,4 @@ def _from_import(cfg: DataConfig, seed: int, base_dir: Path | None) -> DataBundl
         raise LrtoolError("data.function: the regression target has NaN or infinite values")
     else:
         n_outputs = max(1, int(y0.numel()))
-    g = torch.Generator().manual_seed(seed)
-    train = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=cfg.shuffle, generator=g)
-    val = DataLoader(val_ds, batch_size=max(cfg.batch_size, 256)) if val_ds is not None else None
-    return DataBundle(
-        train,
-        val,
-        "classification" if is_class else "regression",
-        int(x0.numel()),
-        n_outputs,
-        tuple(x0.shape),
-        n_train,
-        len(val_ds) if val_ds is not None else 0,
-        f"{cfg.function}",
-    )
+    return _dataset_bundle(cfg, seed, train_ds, val_ds, is_class, x0, n_outputs, n_train)

@@ -165,21 +165,9 @@ class RangeTestResult:
             raise LrtoolError("result.plot needs matplotlib: pip install matplotlib") from None
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 4))
-        finite = [(lr, v) for lr, v in zip(self.lrs, self.losses, strict=True) if math.isfinite(v)]
-        if finite:
-            ax.scatter(*zip(*finite, strict=True), s=8, alpha=0.35, label="loss")
-        ax.plot(self.lrs, self.lagfree, label="curve the rules read")
-        for value, label, style in (
-            (self.lr, "lr", "--"),
-            (self.onecycle_max_lr, "1cycle peak", ":"),
-        ):
-            if value is not None:
-                ax.axvline(value, linestyle=style, color="black", label=f"{label} {value:.3g}")
-        if self.mode == "exp":
-            ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("loss" if self.monitor == "train" else f"loss ({self.monitor})")
-        ax.legend()
+        from lrtool.png import draw_range_test
+
+        draw_range_test(ax, self, curve_label="curve the rules read")
         return ax
 
     def to_dict(self) -> dict[str, Any]:

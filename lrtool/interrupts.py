@@ -27,15 +27,11 @@ _held = [0]  # > 0: inside deferred(): record, do not raise
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop signal; ``exit_code`` is what a shell reports for it (128 + the number)."""
+    """A stop signal (a KeyboardInterrupt, so every engine treats it as Ctrl-C)."""
 
     def __init__(self, signum: int = signal.SIGINT) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 def exit_code() -> int:
@@ -84,10 +80,6 @@ def deferred() -> Iterator[None]:
         _held[0] -= 1
     if len(_received) > before and before == 0 and not _held[0]:
         raise Interrupted(_received[0])
-
-
-def received() -> bool:
-    return bool(_received)
 
 
 def ignore_in_worker() -> None:

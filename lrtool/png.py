@@ -56,12 +56,20 @@ def write_png(kind: str, path: Path, force: bool, **data: Any) -> Path:
 
 
 def _range_test(fig: Any, result: Any) -> None:
+    draw_range_test(fig.add_subplot(1, 1, 1), result)
+
+
+def draw_range_test(
+    ax: Any, result: Any, curve_label: str = "lag-free curve (what the rule reads)"
+) -> None:
+    """The range test on a matplotlib Axes: the raw losses (points), the lag-free curve the
+    rules read (line), the suggestions marked; the y-range keeps the lowest loss in view.
+    Used by ``--png`` and by ``RangeTestResult.plot``."""
     from lrtool.report import loss_window
 
-    ax = fig.add_subplot(1, 1, 1)
     curve = result.lagfree
     ax.plot(result.lrs, result.losses, ".", color="0.6", ms=3, label="loss (raw)")
-    ax.plot(result.lrs, curve, color="C0", lw=1.8, label="lag-free curve (what the rule reads)")
+    ax.plot(result.lrs, curve, color="C0", lw=1.8, label=curve_label)
     for value, name, colour in (
         (result.lr, "lr", "C3"),
         (result.onecycle_max_lr, "1cycle max_lr", "C2"),
@@ -74,7 +82,7 @@ def _range_test(fig: Any, result: Any) -> None:
     if window is not None:
         ax.set_ylim(*window)
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss" if result.monitor == "train" else f"loss ({result.monitor})")
     ax.set_title("LR range test")
     ax.legend()
 

@@ -10,9 +10,10 @@ result.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +199,7 @@ def verify_lr(
     trials = _Trials.start(loop, train_loader, val_loader, val_batches)
     result = VerifyResult(monitor=trials.monitor)
     started = time.perf_counter()
-    try:
+    with _stops_recorded(result, trials):
         for use, centre in (("constant", lr), ("onecycle", onecycle_max_lr)):
             if centre is None:
                 continue
@@ -208,14 +209,8 @@ def verify_lr(
                 losses, score = trials.train(schedule, steps)
                 result.steps_spent += len(losses)
                 result.candidates.append(Candidate(use, candidate, score, len(losses)))
-    except KeyboardInterrupt:
-        result.interrupted = True
+    if result.interrupted or result.failed:
         return result
-    except Exception as exc:  # user code or torch inside a training: keep what was tried
-        result.failed = describe_exception(exc)
-        return result
-    finally:
-        trials.restore()
     for use in ("constant", "onecycle"):
         scored = [c for c in result.candidates if c.use == use and math.isfinite(c.score)]
         best = min(scored, key=lambda c: c.score).lr if scored else None
@@ -269,24 +264,32 @@ def _search(
         result.candidates.append(Candidate("constant", candidate, value, len(losses)))
         return value if math.isfinite(value) else math.inf
 
-    try:
+    with _stops_recorded(result, trials):
         if val_loader is not None:
             untrained = trials.val_loss()
         outcome = run_search(plan, score, untrained)
-    except KeyboardInterrupt:
-        result.interrupted = True
+    if result.interrupted or result.failed:
         return result
-    except Exception as exc:  # user code or torch inside a training: keep what was tried
-        result.failed = describe_exception(exc)
-        return result
-    finally:
-        trials.restore()
     for candidate, trial in zip(result.candidates, outcome.trials, strict=True):
         candidate.rung = trial.rung
     result.lr, result.onecycle_max_lr = outcome.lr, outcome.onecycle_max_lr
     result.winner = outcome.winner
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+@contextlib.contextmanager
+def _stops_recorded(result: VerifyResult, trials: _Trials) -> Iterator[None]:
+    """Around candidate trainings: a stop signal or an error (user code, torch) is recorded
+    on ``result`` with the candidates tried so far, and the initial state is restored."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        result.interrupted = True
+    except Exception as exc:
+        result.failed = describe_exception(exc)
+    finally:
+        trials.restore()
 
 
 @dataclass

@@ -18,6 +18,7 @@ from lrtool.jobs.common import (
     LoadedConfig,
     Progress,
     check_png,
+    common_summary,
     prepare,
     run_context,
     run_folder,
@@ -113,12 +114,12 @@ def run(
         raise usage_error("--expect-lr: only used with --smoke")
     loaded = configure(loaded, flags, outputs.smoke)
     if not distributed.is_main_rank():  # under torchrun: train in step with rank 0
-        result, interrupted = _range_test_or_partial(loaded, backend, None)
+        result, interrupted = range_test_or_partial(loaded, backend, None)
         return FindOutcome(result, {}, None, interrupted)
     check_png(outputs.png, outputs.force)
     target = run_folder(outputs.out, loaded.name, "find")
     with files.claimed_folder(target, FILES, outputs.force) as folder:
-        result, interrupted = _range_test_or_partial(loaded, backend, progress)
+        result, interrupted = range_test_or_partial(loaded, backend, progress)
         outcome = FindOutcome(result, summary(result, loaded, folder), folder, interrupted)
         if outputs.smoke and not (interrupted or result.failed):
             from lrtool.smoke import smoke_verdict
@@ -131,7 +132,7 @@ def run(
     return outcome
 
 
-def _range_test_or_partial(
+def range_test_or_partial(
     loaded: LoadedConfig, backend: str, progress: Progress | None
 ) -> tuple[RangeTestResult, bool]:
     """The range test's result, also when it was stopped: interrupted (True) or failed
@@ -256,8 +257,6 @@ def search_suggestion(setup: Setup, result: RangeTestResult, budget: float) -> N
 
 def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict[str, Any]:
     """What ``summary.json`` of ``lrtool find`` holds."""
-    from lrtool.outputs import versions
-
     rec = result.recommendation
     checked = result.verification
     return {
@@ -309,10 +308,8 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
         "elapsed_s": round(result.elapsed_s, 3),
         "data": result.context.get("data"),
         "device": result.context.get("device"),
-        "config_echo": loaded.config.model_dump(mode="json"),
-        "versions": versions(),
         "distributed": distributed.describe(loaded.config.data.batch_size),
-        "output_folder": str(folder),
+        **common_summary(loaded, folder),
     }
 
 

@@ -7,6 +7,7 @@ are written, partial and marked interrupted on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,7 +208,7 @@ def run(
     claim = (
         files.claimed_folder(run_folder(outputs.out, loaded.name, "train"), FILES, outputs.force)
         if main
-        else _no_folder()
+        else contextlib.nullcontext()  # ranks other than 0: no folder
     )
     with claim as folder:
         found = None
@@ -295,13 +296,10 @@ def range_test_for_lr(
 ) -> tuple[RangeTestResult, bool]:
     """The range test of ``--lr-from-find``; True when it was interrupted or failed (its
     partial result is then what the run writes)."""
-    from lrtool.finder import RangeTestFailed, RangeTestInterrupted
-    from lrtool.jobs.find import find
+    from lrtool.jobs.find import range_test_or_partial
 
-    try:
-        return find(loaded, backend, progress), False
-    except (RangeTestInterrupted, RangeTestFailed) as stop:
-        return stop.result, True
+    found, interrupted = range_test_or_partial(loaded, backend, progress)
+    return found, interrupted or found.failed is not None
 
 
 def stopped_in_range_test(
@@ -334,16 +332,6 @@ def write_range_test_only(
         SUMMARY_FILE: files.json_text(summary),
     }
     files.write_results(folder, texts, names)
-
-
-class _no_folder:  # noqa: N801 (used like the claimed_folder context manager)
-    """The folder 'claim' of a rank other than 0 under torchrun: no folder."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _train_or_partial(

@@ -35,6 +35,11 @@ whose semantics it matches (checked against that library's own output in
 - Every schedule also takes `warmup_steps` (default 0) and `warmup_start_lr` (default 0, at
   most the schedule's LR): a linear warm-up that is prefixed to it. `T` then includes the
   warm-up, as in optax.
+- Every length in steps (`total_steps`, `s`, `boundaries`, `milestones`, `step_size`, `T_0`,
+  `warmup_steps`, `decay_steps`, `step_size_up/down`) may be given in epochs, `2ep` or
+  `2 epochs`, and `epochs: N` stands for `total_steps`: `train`/`compare` count the steps per
+  epoch from the data (or `train.steps_per_epoch`), `plot` takes `--steps-per-epoch`,
+  `build_schedule` takes `steps_per_epoch=` (`tests/test_sequential_epochs.py`).
 - The `valid` column is checked when a schedule is built (config, `--set`, `plot`,
   `build_schedule`): a value outside it is one error line naming the parameter. Within it,
   every schedule stays finite, non-negative and never above its `lr`/`max_lr`

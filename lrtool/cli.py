@@ -172,6 +172,7 @@ def find(
     verify_steps: flag.VerifyStepsOpt = None,
     monitor: flag.MonitorOpt = None,
     val_batches: flag.ValBatchesOpt = None,
+    snapshot: flag.SnapshotOpt = None,
     set_: flag.FindSetOpt = None,
     accumulation_steps: flag.AccumulationOpt = None,
     amp: flag.AmpOpt = None,
@@ -196,7 +197,7 @@ def find(
     loaded = loaded.with_sets(list(set_ or []))
     flags = job.FindFlags(
         start_lr, end_lr, steps, mode, repeats, refine, budget, verify, verify_steps, monitor,
-        val_batches,
+        val_batches, snapshot,
     )  # fmt: skip
     outputs = job.FindOutputs(out, force, png, smoke, expect_lr)
     with render.ProgressBar("range test", not (quiet or as_json)) as bar:
@@ -237,6 +238,7 @@ def schedules(
 def plot(
     schedule: flag.PlotScheduleOpt = None,
     steps: flag.PlotStepsOpt = None,
+    steps_per_epoch: flag.StepsPerEpochOpt = None,
     lr: flag.PlotLrOpt = None,
     set_: flag.SetOpt = None,
     log_y: flag.PlotLogYOpt = False,
@@ -253,7 +255,7 @@ def plot(
 
     request = PlotRequest(
         list(schedule or []), steps, lr, list(set_ or []), config, metric_csv, csv, force, png,
-        width, log_y,
+        width, log_y, steps_per_epoch,
     )  # fmt: skip
     outcome = run_plot(request)
     render.plot(_stdout(), outcome, log_y, width, sys.stdout.isatty())
@@ -269,6 +271,7 @@ def train(
     schedule: flag.TrainScheduleOpt = None,
     set_: flag.SetOpt = None,
     steps: flag.TrainStepsOpt = None,
+    epochs: flag.EpochsOpt = None,
     lr: flag.TrainLrOpt = None,
     lr_from_find: flag.TrainLrFromFindOpt = False,
     target: flag.TargetOpt = None,
@@ -290,7 +293,9 @@ def train(
     from lrtool.outputs import json_text
 
     loaded = _loaded(config, seed, device, accumulation_steps, amp, grad_clip)
-    flags = job.TrainFlags(schedule, list(set_ or []), steps, _lr_plan(lr, lr_from_find), target)
+    flags = job.TrainFlags(
+        schedule, list(set_ or []), steps, _lr_plan(lr, lr_from_find), target, epochs
+    )
     outputs = job.TrainOutputs(out, force, png)
     main = distributed.is_main_rank()
     with render.ProgressBar(
@@ -323,6 +328,7 @@ def compare(
     lrs: flag.CompareLrsOpt = None,
     set_: flag.SetOpt = None,
     steps: flag.CompareStepsOpt = None,
+    epochs: flag.EpochsOpt = None,
     lr: flag.CompareLrOpt = None,
     lr_from_find: flag.CompareLrFromFindOpt = False,
     target: flag.TargetOpt = None,
@@ -347,7 +353,7 @@ def compare(
     loaded = _loaded(config, seed, device, accumulation_steps, amp, grad_clip)
     flags = job.CompareFlags(
         schedules_, schedule, lrs, list(set_ or []), steps, _lr_plan(lr, lr_from_find), target,
-        jobs,
+        jobs, epochs,
     )  # fmt: skip
     err = _stderr()
     show = not (quiet or as_json)

@@ -90,6 +90,10 @@ VerifyStepsOpt = Annotated[
     int | None,
     typer.Option("--verify-steps", help="Training length the search chooses for (train.steps)."),
 ]
+SnapshotOpt = Annotated[
+    str | None,
+    typer.Option("--snapshot", help="Keep the start state on cpu, disk or none (find.snapshot)."),
+]
 MonitorOpt = Annotated[
     str | None,
     typer.Option("--monitor", help="train (each step's loss) or val (fixed val batches)."),
@@ -139,6 +143,17 @@ CompareScheduleOpt = Annotated[
 ]
 CompareLrsOpt = Annotated[str | None, typer.Option("--lrs", help="Comma-separated LRs.")]
 CompareStepsOpt = Annotated[int | None, typer.Option("--steps", help="Optimizer steps per run.")]
+EpochsOpt = Annotated[
+    float | None,
+    typer.Option("--epochs", help="Run length in epochs instead of --steps (train.epochs)."),
+]
+StepsPerEpochOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--steps-per-epoch",
+        help="Steps per epoch: lengths like 2ep become steps and the x-axis counts epochs.",
+    ),
+]
 CompareLrOpt = Annotated[
     float | None, typer.Option("--lr", help="LR (max_lr for onecycle) for every run.")
 ]

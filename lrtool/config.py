@@ -147,6 +147,11 @@ class FindConfig(Strict):
     # val_batches validation batches after each step (torch-lr-finder's val mode).
     monitor: Literal["train", "val"] = "train"
     val_batches: int = Field(4, ge=1, le=100_000)
+    # Where the state the second sweep and the search start from is kept: one host copy,
+    # a file in a temporary folder (under snapshot_dir; for models that do not fit twice in
+    # host memory), or nowhere (no second sweep, no search).
+    snapshot: Literal["cpu", "disk", "none"] = "cpu"
+    snapshot_dir: str | None = None
 
     @model_validator(mode="after")
     def _range(self) -> FindConfig:
@@ -188,6 +193,11 @@ class ScheduleConfig(BaseModel):
 
 class TrainConfig(Strict):
     steps: int = Field(300, ge=1, le=MAX_STEPS)
+    # The run length in epochs instead (steps = round(epochs x steps_per_epoch)), and the
+    # optimizer steps one pass over the training data takes: given, or counted from the data
+    # (batches / loop.accumulation_steps). Schedule lengths may be in epochs too ("2ep").
+    epochs: PositiveFloat | None = None
+    steps_per_epoch: int | None = Field(None, ge=1, le=MAX_STEPS)
     eval_every: int = Field(25, ge=1)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     # The val loss to reach: compare's steps-to-target (default: the constant run's best),
@@ -196,7 +206,12 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _eval_fits(self) -> TrainConfig:
-        if self.eval_every > self.steps:
+        if self.epochs is not None and "steps" in self.model_fields_set:
+            raise ValueError(
+                f"train.epochs: give train.steps or train.epochs, not both "
+                f"(got steps={self.steps}, epochs={self.epochs:g})"
+            )
+        if self.eval_every > self.steps and self.epochs is None:
             raise ValueError(
                 f"train.eval_every: must be at most train.steps "
                 f"(got eval_every={self.eval_every}, steps={self.steps})"
@@ -212,6 +227,8 @@ class Config(Strict):
     loss: Literal["auto", "cross_entropy", "mse", "l1", "bce_with_logits"] = "auto"
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
+    # Under torchrun: a DDP replica on every rank, or FSDP2 (fully_shard) shards.
+    distributed: Literal["ddp", "fsdp"] = "ddp"
     find: FindConfig = Field(default_factory=FindConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 

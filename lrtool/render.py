@@ -84,7 +84,8 @@ def distributed_line(out: Console, summary: dict[str, Any]) -> None:
     info = summary.get("distributed")
     if info:
         out.print(
-            f"distributed: {info['world_size']} ranks ({info['backend']}), global batch "
+            f"distributed: {info['world_size']} ranks ({info['backend']}"
+            f"{', FSDP2 shards' if info.get('strategy') == 'fsdp' else ''}), global batch "
             f"{info['global_batch']} = {info['world_size']} x {info['per_rank_batch']}; "
             f"the loss is the mean over ranks",
             markup=False,
@@ -259,9 +260,12 @@ def plot(out: Console, outcome: Any, log_y: bool, width: int, color: bool) -> No
     width, height = plot_size(out, width, 22)
     _plot(
         out,
-        report.schedule_plot(view.curves, log_y=log_y, width=width, height=height, color=color),
-    )
+        report.schedule_plot(
+            view.curves, log_y=log_y, width=width, height=height, color=color,
+            steps_per_epoch=view.steps_per_epoch,
+        ),
+    )  # fmt: skip
     for label in view.curves:
-        out.print(report.key_points_table(label, view.key_points(label)))
+        out.print(report.key_points_table(label, view.key_points(label), view.steps_per_epoch))
     for path in outcome.written:
         out.print(f"wrote {path}", markup=False)

@@ -210,9 +210,19 @@ def schedule_plot(
     height: int = 22,
     color: bool = False,
     title: str = "Learning rate schedule",
+    steps_per_epoch: int | None = None,
 ) -> str:
-    """LR against step for each schedule; a second panel of momentum where one defines it."""
+    """LR against step for each schedule; a second panel of momentum where one defines it.
+    With ``steps_per_epoch`` the x-axis counts epochs."""
     import plotext as plt
+
+    xlabel = "step"
+    if steps_per_epoch:
+        xlabel = f"epoch ({steps_per_epoch} steps)"
+        curves = {
+            name: ([t / steps_per_epoch for t in xs], lrs, moms)  # type: ignore[misc]
+            for name, (xs, lrs, moms) in curves.items()
+        }
 
     _new_figure(plt)
     with_momentum = any(any(m is not None for m in c[2]) for c in curves.values())
@@ -243,22 +253,27 @@ def schedule_plot(
                 )
         plt.title("Momentum (beta1 for Adam-style optimizers)")
         plt.plotsize(width, bottom)
-        plt.xlabel("step")
+        plt.xlabel(xlabel)
         plt.theme("pro" if color else "clear")
         text = plt.build()
         plt.clf()
         return text if color else plt.uncolorize(text)
-    plt.xlabel("step")
+    plt.xlabel(xlabel)
     return _finish(plt, width, height, color)
 
 
-def key_points_table(name: str, points: list[tuple[str, int, float]]) -> Table:
-    """``(point, step, lr)`` rows: start, peak, lowest and end of a schedule."""
+def key_points_table(
+    name: str, points: list[tuple[str, int, float]], steps_per_epoch: int | None = None
+) -> Table:
+    """``(point, step, lr)`` rows: start, peak, lowest and end of a schedule (and the epoch,
+    with ``steps_per_epoch``)."""
     table = Table(title=f"{escape(name)}: key points", title_justify="left")
-    for col in ("point", "step", "lr"):
+    columns = ("point", "step", "epoch", "lr") if steps_per_epoch else ("point", "step", "lr")
+    for col in columns:
         table.add_column(col, justify="right" if col != "point" else "left")
     for point, step, lr in points:
-        table.add_row(point, str(step), fmt_lr(lr))
+        epoch = [f"{step / steps_per_epoch:.4g}"] if steps_per_epoch else []
+        table.add_row(point, str(step), *epoch, fmt_lr(lr))
     return table
 
 

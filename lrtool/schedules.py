@@ -18,13 +18,15 @@ import bisect
 import collections.abc
 import functools
 import inspect
+import itertools
 import math
+import re
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from lrtool.errors import closest, usage_error
+from lrtool.errors import LrtoolError, closest, usage_error
 from lrtool.plateau import plateau
 from lrtool.schedule_base import Schedule
 from lrtool.schedule_base import check as _check
@@ -574,6 +576,131 @@ def warmup_stable_decay(
     return Schedule(name, lr_at, total_steps=total_steps)
 
 
+def join(parts: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """Built schedules one after another: ``parts[i](t - boundaries[i-1])`` for
+    ``i = #(boundaries <= t)`` (``boundaries[-1]`` read as 0). Each part counts its own steps
+    from 0, as in optax ``join_schedules`` and torch ``SequentialLR``. Momentum is cycled when
+    every part cycles it.
+
+    >>> join([constant(1.0), constant(0.5)], [10])(10)
+    0.5
+    """
+    bounds = list(boundaries)
+    pieces = list(parts)
+    _check(len(pieces) == len(bounds) + 1, "sequential", "needs one boundary fewer than schedules")
+
+    def where(t: int) -> tuple[Schedule, int]:
+        i = bisect.bisect_right(bounds, t)
+        return pieces[i], t - (bounds[i - 1] if i else 0)
+
+    def lr_at(t: int) -> float:
+        part, local = where(t)
+        return part(local)
+
+    def momentum_at(t: int) -> float:
+        part, local = where(t)
+        value = part.momentum(local)
+        assert value is not None  # every part cycles momentum (checked below)
+        return value
+
+    cycles = all(part.has_momentum for part in pieces)
+    return Schedule("sequential", lr_at, momentum_at if cycles else None)
+
+
+def sequential(
+    schedules: Sequence[dict[str, Any]],
+    boundaries: Sequence[int] | None = None,
+    lr: float | None = None,
+    total_steps: int | None = None,
+) -> Schedule:
+    """Schedules one after another: ``schedules[i](t - boundaries[i-1])`` where
+    ``boundaries[i-1] <= t < boundaries[i]``; each part counts its own steps from 0.
+
+    Equals torch ``SequentialLR(schedulers, milestones=boundaries)`` and optax
+    ``join_schedules(schedules, boundaries)``. Each part is a schedule written as in a config
+    (``{name: cosine, eta_min: 0.001}``), with any of its parameters. A part that gives no LR
+    takes ``lr``; a part that needs ``total_steps`` and does not give it runs the length of
+    its segment (the last one: ``total_steps - boundaries[-1]``). Without ``boundaries``, the
+    parts but the last give their lengths with ``total_steps`` (or ``epochs``). Plateau, which
+    needs a validation metric, cannot be a part. On the command line, ``--set
+    schedules.1.eta_min=0.001`` sets a parameter of the second part (counting from 0).
+    Default (with a run length): a linear warm-up from lr/10 over 10% of T, then cosine.
+
+    >>> s = sequential([{"name": "constant", "lr": 1.0}, {"name": "constant", "lr": 0.5}], [3])
+    >>> [s(t) for t in (2, 3)]
+    [1.0, 0.5]
+    """
+    name = "sequential"
+    parts = [dict(part) for part in schedules]
+    _check(len(parts) >= 1, name, "schedules must list at least one schedule")
+    if boundaries is None:
+        lengths = [part.get("total_steps") for part in parts[:-1]]
+        _check(
+            all(isinstance(n, int) and n >= 1 for n in lengths),
+            name,
+            "set boundaries (the step each part after the first starts at), or total_steps "
+            "in every part but the last",
+        )
+        bounds = list(itertools.accumulate(int(n) for n in lengths))  # type: ignore[arg-type]
+    else:
+        bounds = list(boundaries)
+    _check(
+        len(bounds) == len(parts) - 1,
+        name,
+        f"needs one boundary fewer than schedules, got {len(bounds)} boundaries for "
+        f"{len(parts)} schedules",
+    )
+    _check(
+        all(b < a for b, a in zip(bounds, bounds[1:], strict=False)),
+        name,
+        f"boundaries must be strictly increasing, got boundaries={bounds}",
+    )
+    if total_steps is not None and bounds:
+        _check(
+            bounds[-1] < total_steps,
+            name,
+            f"the last boundary ({bounds[-1]}) must be below total_steps ({total_steps})",
+        )
+    starts = [0, *bounds]
+    ends: list[int | None] = [*bounds, total_steps]
+    built = []
+    for i, part in enumerate(parts):
+        kind = part.pop("name")
+        spec = get_spec(kind)
+        _check(
+            not spec.stateful,
+            name,
+            f"part {i} ({kind}) needs a validation metric and cannot be a part",
+        )
+        if lr is not None and not spec.has_lr(part):
+            part[spec.lr_param] = lr
+        end = ends[i]
+        if (
+            "total_steps" in spec.param_names
+            and part.get("total_steps") is None
+            and end is not None
+        ):
+            part["total_steps"] = end - starts[i]
+        try:
+            built.append(build_schedule(kind, part))
+        except LrtoolError as exc:
+            detail = exc.message.removeprefix(f"schedule '{kind}': ")
+            raise LrtoolError(
+                f"schedule '{name}': part {i} ({kind}): {detail}", exc.exit_code
+            ) from None
+    return join(built, bounds)
+
+
+def _default_parts(T: int | None, values: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """sequential's default: a linear warm-up from lr/10 over 10% of T, then cosine."""
+    if T is None or T < 3:
+        return None
+    return [
+        {"name": "linear", "start_factor": 0.1, "end_factor": 1.0, "total_steps": max(1, T // 10)},
+        {"name": "cosine"},
+    ]
+
+
 def with_warmup(schedule: Schedule, warmup_steps: int, warmup_start_lr: float = 0.0) -> Schedule:
     """Prefix ``schedule`` with a linear warm-up.
 
@@ -617,7 +744,7 @@ class Param:
     choices) plus the help text its declaration gives."""
 
     name: str
-    kind: str  # float | int | bool | str | floats | ints
+    kind: str  # float | int | bool | str | floats | ints | schedules
     default: Any = REQUIRED
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -638,6 +765,8 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
     """``(kind, choices)`` of a factory parameter's type hint."""
     if get_origin(annotation) is Literal:
         return "str", tuple(get_args(annotation))
+    if annotation is dict or get_origin(annotation) is dict:
+        return "schedule", ()  # a part of sequential: {name: ..., parameters}
     if get_origin(annotation) in (Union, types.UnionType):
         inner = [a for a in get_args(annotation) if a is not type(None)]
         return _kind(inner[0])
@@ -704,13 +833,13 @@ class ScheduleSpec:
 
     @property
     def param_names(self) -> list[str]:
-        return [p.name for p in self.params] + list(WARMUP_PARAMS)
+        return [p.name for p in self.params] + list(WARMUP_PARAMS) + [EPOCHS_PARAM.name]
 
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:
                 return p
-        return WARMUP_PARAMS[name]
+        return EPOCHS_PARAM if name == EPOCHS_PARAM.name else WARMUP_PARAMS[name]
 
     @property
     def description(self) -> str:
@@ -725,8 +854,20 @@ class ScheduleSpec:
         return any(p.name == "total_steps" for p in self.params)
 
     def has_lr(self, params: dict[str, Any]) -> bool:
-        """Whether ``params`` already set this schedule's LR (its lr_param or an alternative)."""
-        return any(params.get(k) is not None for k in (self.lr_param, *self.lr_alternatives))
+        """Whether ``params`` already set this schedule's LR (its lr_param or an alternative;
+        for sequential, every part its own)."""
+        if any(params.get(k) is not None for k in (self.lr_param, *self.lr_alternatives)):
+            return True
+        for p in self.params:
+            parts = params.get(p.name) if p.kind == "schedules" else None
+            if isinstance(parts, list) and parts:
+                return all(
+                    isinstance(part, dict)
+                    and part.get("name") in SCHEDULES
+                    and SCHEDULES[part["name"]].has_lr(part)
+                    for part in parts
+                )
+        return False
 
     @property
     def suggestion_key(self) -> str:
@@ -809,6 +950,20 @@ WARMUP_PARAMS = {
     "warmup_steps": Param("warmup_steps", "int", 0, "linear warm-up steps before the schedule"),
     "warmup_start_lr": Param("warmup_start_lr", "float", 0.0, "LR at the first warm-up step"),
 }
+
+# Any schedule's run length in epochs (in_steps turns it into total_steps).
+EPOCHS_PARAM = Param(
+    "epochs", "float", None, "run length in epochs: total_steps = epochs x steps_per_epoch"
+)
+
+# Parameters counted in optimizer steps: each also takes a length in epochs ("2ep", "2 epochs").
+STEP_PARAMS = frozenset(
+    {"total_steps", "s", "step_size", "boundaries", "milestones", "T_0", "warmup_steps",
+     "decay_steps", "step_size_up", "step_size_down"}
+)  # fmt: skip
+_EPOCHS = re.compile(
+    r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:ep|epochs?)\s*$", re.IGNORECASE
+)
 
 LR_HELP = "base (starting) LR"
 T_HELP = "length of the run in optimizer steps"
@@ -1012,6 +1167,17 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             ranges={"decay_steps": ">= 1"},
         ),
         ScheduleSpec(
+            "sequential",
+            sequential,
+            {"schedules": "the parts, each {name: ..., parameters} (default: warm-up, cosine)",
+             "boundaries": "steps where each part after the first starts (default: parts' total_steps)",
+             "lr": "LR of the parts that give none", "total_steps": "run length; the last part runs to it"},
+            "schedules[i](t - boundaries[i-1]) for boundaries[i-1] <= t < boundaries[i]",
+            "torch SequentialLR, optax join_schedules",
+            derived={"schedules": _default_parts},
+            ranges={"boundaries": ">= 1"},
+        ),
+        ScheduleSpec(
             "warmup",
             constant,
             {"lr": LR_HELP, "total_steps": T_OPT_HELP},
@@ -1060,8 +1226,19 @@ def route_sets(names: Sequence[str], sets: dict[str, Any], what: str) -> dict[st
     ``key=value`` every listed schedule's that has it. ``what`` names the list in errors
     (``"plotted"``, ``"compared"``). Every key must reach at least one schedule."""
     routed: dict[str, dict] = {name: {} for name in names}
+
+    def nested(spec_name: str, sub: str) -> bool:  # schedules.1.lr: a part's parameter
+        head = sub.split(".")[0]
+        spec = get_spec(spec_name)
+        return "." in sub and head in spec.param_names and spec.param(head).kind == "schedules"
+
     for key, value in sets.items():
         owner, dot, sub = key.partition(".")
+        if dot and owner not in routed and any(nested(n, key) for n in routed):
+            for name in routed:
+                if nested(name, key):
+                    routed[name][key] = value
+            continue
         if dot:
             if owner not in routed:
                 raise usage_error(
@@ -1069,7 +1246,7 @@ def route_sets(names: Sequence[str], sets: dict[str, Any], what: str) -> dict[st
                     f"({', '.join(names)})"
                 )
             known = get_spec(owner).param_names
-            if sub not in known:
+            if sub not in known and not nested(owner, sub):
                 raise usage_error(
                     f"--set {key}: schedule '{owner}' has no parameter '{sub}'{closest(sub, known)}"
                 )
@@ -1087,9 +1264,149 @@ def route_sets(names: Sequence[str], sets: dict[str, Any], what: str) -> dict[st
     return routed
 
 
+def epochs_of(value: Any) -> float | None:
+    """The number of epochs a value like ``"2ep"``, ``"2.5 epochs"`` gives (None: not epochs)."""
+    if not isinstance(value, str):
+        return None
+    found = _EPOCHS.match(value)
+    return None if found is None else float(found.group(1))
+
+
+def uses_epochs(name: str, params: dict[str, Any]) -> bool:
+    """Whether ``params`` give any length in epochs (``epochs``, or a value like ``"2ep"``),
+    in this schedule or in a part of it."""
+    for key, value in params.items():
+        if key == EPOCHS_PARAM.name and value is not None:
+            return True
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if epochs_of(item) is not None:
+                return True
+            if isinstance(item, dict) and item.get("name") in SCHEDULES:
+                if uses_epochs(item["name"], item):
+                    return True
+    return False
+
+
+def in_steps(name: str, params: dict[str, Any], steps_per_epoch: float | None) -> dict[str, Any]:
+    """``params`` with every length given in epochs turned into optimizer steps.
+
+    ``epochs: E`` sets ``total_steps = round(E * steps_per_epoch)``; a step-counted parameter
+    (:data:`STEP_PARAMS`: ``s``, ``boundaries``, ``milestones``, ``warmup_steps``...) written
+    as ``"Nep"`` or ``"N epochs"`` becomes ``N * steps_per_epoch`` (rounded where the parameter
+    is a whole number). Parts of ``sequential`` are converted too. Without
+    ``steps_per_epoch``, a length in epochs is an error that says where to give it.
+
+    >>> in_steps("cosine", {"lr": 0.1, "epochs": 3}, steps_per_epoch=100)
+    {'lr': 0.1, 'total_steps': 300}
+    """
+    spec = get_spec(name)
+    if not uses_epochs(name, params):
+        return params
+
+    def steps(key: str, value: Any) -> Any:
+        epochs = epochs_of(value) if not isinstance(value, int | float) else None
+        if epochs is None:
+            return value
+        if steps_per_epoch is None:
+            raise usage_error(
+                f"schedule '{name}': {key}={value!r} is in epochs; give steps_per_epoch "
+                f"(train.steps_per_epoch, plot --steps-per-epoch, or build_schedule's "
+                f"steps_per_epoch)"
+            )
+        exact = epochs * steps_per_epoch
+        kind = spec.param(key).kind if key in spec.param_names else "int"
+        return exact if kind == "float" else int(round(exact))
+
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        head = key.split(".")[0]
+        if key == EPOCHS_PARAM.name:
+            continue
+        if head in STEP_PARAMS:
+            if isinstance(value, list | tuple):
+                out[key] = [steps(head, item) for item in value]
+            else:
+                out[key] = steps(head, value)
+        elif (
+            isinstance(value, list)
+            and head in spec.param_names
+            and spec.param(head).kind == "schedules"
+        ):
+            out[key] = [
+                {
+                    "name": part["name"],
+                    **in_steps(
+                        part["name"],
+                        {k: v for k, v in part.items() if k != "name"},
+                        steps_per_epoch,
+                    ),
+                }
+                if isinstance(part, dict) and part.get("name") in SCHEDULES
+                else part
+                for part in value
+            ]
+        elif "." in key and key.rsplit(".", 1)[-1] in STEP_PARAMS:  # schedules.1.total_steps
+            out[key] = steps(key, value)
+        else:
+            out[key] = value
+    epochs = params.get(EPOCHS_PARAM.name)
+    if epochs is not None:
+        if params.get("total_steps") is not None:
+            raise usage_error(
+                f"schedule '{name}': give epochs or total_steps, not both "
+                f"(got epochs={epochs!r}, total_steps={params['total_steps']!r})"
+            )
+        if isinstance(epochs, bool) or not isinstance(epochs, int | float) or not epochs > 0:
+            raise usage_error(f"schedule '{name}': epochs must be a number > 0, got {epochs!r}")
+        out["total_steps"] = steps("total_steps", f"{epochs}ep")
+    return out
+
+
+def with_part_sets(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``schedules.I.KEY=value`` (``--set``) applied to part I (from 0) of the ``schedules``
+    list given in ``params`` (or the default parts, when none is given)."""
+    spec = get_spec(name)
+    nested = [key for key in params if "." in key]
+    if not nested:
+        return params
+    out = {k: v for k, v in params.items() if "." not in k}
+    for key in nested:
+        head, _, rest = key.partition(".")
+        index_text, _, sub = rest.partition(".")
+        if head not in spec.param_names or spec.param(head).kind != "schedules":
+            raise usage_error(
+                f"schedule '{name}' has no parameter '{key}'{closest(key, spec.param_names)}"
+            )
+        parts = out.get(head)
+        if parts is None and head in spec.derived:
+            parts = spec.derived[head](params.get("total_steps"), params)
+        if not isinstance(parts, list):
+            raise usage_error(f"--set {key}: give {head} first (a list of schedules)")
+        if not index_text.isdigit() or int(index_text) >= len(parts) or not sub:
+            raise usage_error(
+                f"--set {key}: write {head}.I.KEY=value with I from 0 to {len(parts) - 1}"
+            )
+        parts = [dict(p) if isinstance(p, dict) else p for p in parts]
+        target = parts[int(index_text)]
+        if not isinstance(target, dict):
+            raise usage_error(f"--set {key}: part {index_text} is not a schedule")
+        target[sub] = params[key]
+        out[head] = parts
+    return out
+
+
 def parse_value(text: str) -> Any:
     """Read a ``--set`` value: numbers, true/false, none, comma or bracketed lists, or text."""
     raw = text.strip()
+    if raw.startswith(("[{", "{")):  # parts of sequential: YAML flow, [{name: linear}, ...]
+        import yaml
+
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise usage_error(f"--set: cannot read {raw!r} as YAML ({problem})") from None
     if raw.startswith("[") and raw.endswith("]"):
         raw = raw[1:-1]
         return [parse_value(part) for part in raw.split(",") if part.strip()]
@@ -1114,10 +1431,17 @@ def _coerce(schedule: str, param: Param, value: Any) -> Any:
     where = f"schedule '{schedule}': {param.name}"
     if value is None:
         return None
-    if param.kind in ("floats", "ints"):
+    if param.kind in ("floats", "ints", "schedules"):
         items = value if isinstance(value, list | tuple) else [value]
         single = Param(param.name, param.kind[:-1])
         return [_coerce(schedule, single, item) for item in items]
+    if param.kind == "schedule":
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise usage_error(
+                f"{where}: each part must be a schedule written as {{name: ..., parameters}}, "
+                f"got {value!r}"
+            )
+        return dict(value)
     if param.kind == "bool":
         if isinstance(value, bool):
             return value
@@ -1140,14 +1464,18 @@ def _coerce(schedule: str, param: Param, value: Any) -> Any:
     return float(value)
 
 
-def build_schedule(name: str, params: dict[str, Any] | None = None) -> Schedule:
+def build_schedule(
+    name: str, params: dict[str, Any] | None = None, steps_per_epoch: float | None = None
+) -> Schedule:
     """Validate ``params`` against the registry entry ``name`` and build the schedule.
 
     Unset parameters take their defaults; those derived from the run length use
     ``total_steps`` when it is given. Errors name the schedule, the parameter and the value.
+    Lengths may be given in epochs (``epochs: 10``, ``s: 2ep``; see :func:`in_steps`) when
+    ``steps_per_epoch`` is given.
     """
     spec = get_spec(name)
-    given = dict(params or {})
+    given = in_steps(name, with_part_sets(name, dict(params or {})), steps_per_epoch)
     names = spec.param_names
     for key in given:
         if key not in names:

@@ -112,6 +112,59 @@ def with_train_steps(loaded: LoadedConfig, steps: int | None) -> LoadedConfig:
     return loaded.with_values("train", {"steps": steps, "eval_every": every})
 
 
+@dataclass(frozen=True)
+class RunLength:
+    """A training command's length once epochs are counted: the config with ``train.steps``
+    set, and the steps per epoch and epochs it came from (None: given in steps)."""
+
+    loaded: LoadedConfig
+    steps_per_epoch: int | None = None
+    epochs: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
+
+
+def steps_per_epoch(loaded: LoadedConfig) -> int:
+    """``train.steps_per_epoch``, or the optimizer steps one pass over the training data takes:
+    its batches divided by ``loop.accumulation_steps`` (at least 1)."""
+    config = loaded.config
+    if config.train.steps_per_epoch is not None:
+        return config.train.steps_per_epoch
+    from lrtool.data import load_data
+
+    bundle = load_data(config.data, config.seed, config.loss, loaded.base_dir)
+    try:
+        batches = len(bundle.train)
+    except TypeError:
+        raise usage_error(
+            "epochs: the training data has no length (an iterable dataset); "
+            "set train.steps_per_epoch"
+        ) from None
+    return max(1, round(batches / config.loop.accumulation_steps))
+
+
+def with_run_length(
+    loaded: LoadedConfig, steps: int | None, epochs: float | None, counts_epochs: bool = False
+) -> RunLength:
+    """``--steps``/``--epochs`` (else ``train.steps``/``train.epochs``) as ``train.steps``;
+    the steps per epoch are counted when the length or a schedule (``counts_epochs``) is in
+    epochs."""
+    if steps is not None and epochs is not None:
+        raise usage_error("give --epochs or --steps, not both")
+    if epochs is not None and not (epochs > 0 and epochs < float("inf")):
+        raise usage_error(f"--epochs: must be > 0, got {epochs}")
+    if epochs is None and steps is None:
+        epochs = loaded.config.train.epochs
+    if epochs is None and not counts_epochs:
+        return RunLength(with_train_steps(loaded, steps))
+    per_epoch = steps_per_epoch(loaded)
+    if epochs is not None:
+        steps = max(1, round(epochs * per_epoch))
+        loaded = loaded.with_sets(["train.epochs=none"])
+    return RunLength(with_train_steps(loaded, steps), per_epoch, epochs)
+
+
 def run_folder(out: Path | None, config_name: str, command: str) -> Path:
     """``--out DIR`` as given, or ``runs/<config-name>-<command>-<timestamp>/``."""
     if out is not None:

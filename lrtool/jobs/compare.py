@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrtool.errors import LrtoolError, usage_error
-from lrtool.jobs.common import LoadedConfig, check_png, common_summary, run_folder, with_train_steps
+from lrtool.jobs.common import LoadedConfig, check_png, common_summary, run_folder, with_run_length
 from lrtool.jobs.find import RANGE_TEST_COLUMNS
 from lrtool.jobs.train import (
     LrPlan,
@@ -63,6 +63,7 @@ class CompareFlags:
     lr: LrPlan = field(default_factory=LrPlan)
     target: float | None = None
     jobs: int = 1
+    epochs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -152,18 +153,23 @@ def run(
     (one process)."""
     from lrtool import distributed
     from lrtool import outputs as files
-    from lrtool.schedules import build_schedule, get_spec
+    from lrtool.schedules import build_schedule, get_spec, in_steps, uses_epochs
 
     if distributed.launched_by_torchrun():
         raise usage_error(
             "compare does not run under torchrun; run it as one process (--jobs N runs "
             "schedules in parallel), or use find/train under torchrun"
         )
-    loaded = with_train_steps(loaded, flags.steps)
     check_target(flags.target)
     if flags.jobs < 1:
         raise usage_error(f"--jobs: must be >= 1, got {flags.jobs}")
     plans = plan_runs(flags, loaded)
+    counts_epochs = any(uses_epochs(p.schedule, p.params) for p in plans)
+    length = with_run_length(loaded, flags.steps, flags.epochs, counts_epochs)
+    loaded = length.loaded
+    plans = [
+        replace(p, params=in_steps(p.schedule, p.params, length.steps_per_epoch)) for p in plans
+    ]
     check_validation_data([(p.schedule, p.params) for p in plans], loaded)
     check_png(outputs.png, outputs.force)
     config = loaded.config
@@ -202,6 +208,7 @@ def run(
             "command": "compare",
             "config": loaded.source,
             "steps": config.train.steps,
+            **length.summary(),
             "target_val_loss": used_target,
             "runs": rows,
             "params": {plan.label: plan.params for plan in runs},

@@ -39,6 +39,7 @@ class ScheduleView:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     steps: int = 0
     notes: list[str] = field(default_factory=list)
+    steps_per_epoch: int | None = None  # x in epochs, and lengths like "2ep"
 
     def key_points(self, label: str) -> list[tuple[str, int, float]]:
         """Start, peak, lowest and end of a curve, at the exact steps: the plotted samples
@@ -78,6 +79,9 @@ class ScheduleView:
                 rows.append(
                     {"schedule": label, "step": t, "lr": sched(t), "momentum": sched.momentum(t)}
                 )
+        if self.steps_per_epoch:
+            for row in rows:
+                row["epoch"] = row["step"] / self.steps_per_epoch
         return rows
 
 
@@ -109,7 +113,7 @@ def _params_for(
     spec: ScheduleSpec, steps: int, lr: float | None, routed: dict[str, Any], base: dict[str, Any]
 ) -> dict[str, Any]:
     params = {**base, **routed}
-    if spec.uses_total_steps:
+    if spec.uses_total_steps and params.get("epochs") is None:
         params["total_steps"] = steps
     if lr is not None:
         params[spec.lr_param] = lr
@@ -132,10 +136,11 @@ def curves_for(
     train_params: dict[str, Any],
     metric_csv: Path | None = None,
     max_points: int = 400,
+    steps_per_epoch: int | None = None,
 ) -> ScheduleView:
     """Build each named schedule and sample its LR (and momentum) curve."""
     routed = route_sets(names, overrides, "plotted")
-    view = ScheduleView(steps=steps)
+    view = ScheduleView(steps=steps, steps_per_epoch=steps_per_epoch)
     for name in names:
         label = (
             name
@@ -144,7 +149,7 @@ def curves_for(
         )
         base = train_params if len(names) == 1 else {}
         params = _params_for(get_spec(name), steps, lr, routed[name], base)
-        sched = build_schedule(name, params)
+        sched = build_schedule(name, params, steps_per_epoch)
         view.built[label] = sched
         if sched.stateful:
             metric = read_metric_csv(metric_csv) if metric_csv else None
@@ -192,6 +197,7 @@ class PlotRequest:
     png: Path | None = None
     width: int = 90
     log_y: bool = False
+    steps_per_epoch: int | None = None
 
 
 @dataclass
@@ -209,6 +215,9 @@ def plot(request: PlotRequest) -> PlotOutcome:
         raise usage_error(f"--lr: must be > 0, got {request.lr}")
     if request.width < 20:
         raise usage_error(f"--width: must be at least 20 characters, got {request.width}")
+    per_epoch = request.steps_per_epoch
+    if per_epoch is not None and per_epoch < 1:
+        raise usage_error(f"--steps-per-epoch: must be >= 1, got {per_epoch}")
     overrides = parse_sets(request.sets)
     names = list(request.schedules)
     steps = request.steps
@@ -217,10 +226,18 @@ def plot(request: PlotRequest) -> PlotOutcome:
         from lrtool.config import load_config
 
         loaded = load_config(request.config)
+        per_epoch = per_epoch or loaded.train.steps_per_epoch
         if not names:
             names = [loaded.train.schedule.name]
             train_params = loaded.train.schedule.params()
-            if steps is None:
+            if steps is None and loaded.train.epochs is not None:
+                if per_epoch is None:
+                    raise usage_error(
+                        "train.epochs: plot does not read the data to count steps per epoch; "
+                        "give --steps-per-epoch (or train.steps_per_epoch)"
+                    )
+                steps = max(1, round(loaded.train.epochs * per_epoch))
+            elif steps is None:
                 steps = loaded.train.steps
     steps = steps or DEFAULT_STEPS
     if not names:
@@ -240,13 +257,15 @@ def plot(request: PlotRequest) -> PlotOutcome:
         check_png_target(request.png, request.force)
     view = curves_for(
         names, steps, request.lr, overrides, train_params, request.metric_csv,
-        max_points=request.width * 4,
+        max_points=request.width * 4, steps_per_epoch=per_epoch,
     )  # fmt: skip
     outcome = PlotOutcome(view, steps)
     if request.csv is not None:
         from lrtool.outputs import write_csv
 
         columns = ["schedule", "step", "lr", "momentum"]
+        if per_epoch:
+            columns.insert(2, "epoch")
         outcome.written.append(write_csv(request.csv, columns, view.full_rows()))
     if request.png is not None:
         from lrtool.png import write_png

@@ -22,7 +22,7 @@ from lrtool.jobs.common import (
     prepare,
     run_context,
     run_folder,
-    with_train_steps,
+    with_run_length,
 )
 from lrtool.jobs.find import RANGE_TEST_COLUMNS
 
@@ -101,6 +101,7 @@ class TrainFlags:
     steps: int | None = None
     lr: LrPlan = field(default_factory=LrPlan)
     target: float | None = None
+    epochs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -190,17 +191,19 @@ def run(
     """Run ``lrtool train`` and write its result files (see the module doc). ``phase(label)``
     is told when training starts after a range test."""
     from lrtool import outputs as files
-    from lrtool.schedules import build_schedule, get_spec, parse_sets
+    from lrtool.schedules import build_schedule, get_spec, in_steps, parse_sets, uses_epochs
     from lrtool.trainer import EVAL_COLUMNS, TRAIN_COLUMNS
 
     distributed.check_backend(backend)
-    loaded = with_train_steps(loaded, flags.steps)
+    name = flags.schedule or loaded.config.train.schedule.name
+    get_spec(name)
+    params = dict(loaded.config.train.schedule.params()) if flags.schedule is None else {}
+    params.update(parse_sets(flags.sets))
+    length = with_run_length(loaded, flags.steps, flags.epochs, uses_epochs(name, params))
+    loaded = length.loaded
+    params = in_steps(name, params, length.steps_per_epoch)
     check_target(flags.target)
     config = loaded.config
-    name = flags.schedule or config.train.schedule.name
-    get_spec(name)
-    params = dict(config.train.schedule.params()) if flags.schedule is None else {}
-    params.update(parse_sets(flags.sets))
     check_validation_data([(name, params)], loaded)
     main = distributed.is_main_rank()
     if main:
@@ -243,6 +246,7 @@ def run(
             "lr_source": source,
             "steps_run": len(result.steps),
             "steps_requested": result.steps_requested,
+            **length.summary(),
             "stop_reason": result.stop_reason,
             "interrupted": interrupted,
             "failed": result.failed,
@@ -252,7 +256,7 @@ def run(
             "wall_s": round(result.wall_s, 3),
             "data": result.context.get("data"),
             "device": result.context.get("device"),
-            "distributed": distributed.describe(config.data.batch_size),
+            "distributed": distributed.describe(config.data.batch_size, config.distributed),
             **common_summary(loaded, folder),
         }
         if note:

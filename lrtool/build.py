@@ -136,7 +136,7 @@ def build(
     if dist is not None:
         from lrtool.distributed import wrap_model
 
-        model = wrap_model(model, dist, device)
+        model = wrap_model(model, dist, device, config.distributed)
     loss_fn = build_loss(config.loss, data.task)
     if not any(p.requires_grad for p in model.parameters()):
         raise LrtoolError(

@@ -122,15 +122,43 @@ def shard_batch_size(global_batch: int, world_size: int) -> int:
     return global_batch // world_size
 
 
-def wrap_model(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> Any:
+def wrap_model(
+    model: torch.nn.Module, ctx: DistContext, device: torch.device, strategy: str = "ddp"
+) -> Any:
+    """``ddp``: a DistributedDataParallel replica on every rank. ``fsdp``: FSDP2
+    (``fully_shard``), each rank holding a shard of every weight, its gradient and its
+    optimizer state (see :func:`shard_fully`)."""
+    if strategy == "fsdp":
+        return shard_fully(model)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index if device.index is not None else ctx.local_rank]
     return DistributedDataParallel(model, device_ids=ids if device.type == "cuda" else None)
 
 
-def describe(global_batch: int) -> dict[str, Any] | None:
-    """World size, backend and batch sizes of a torchrun run (None for one process)."""
+def shard_fully(model: torch.nn.Module) -> torch.nn.Module:
+    """FSDP2 on ``model``: each block is its own unit (the children of the root and the
+    members of every ``nn.ModuleList``, a transformer's layers), sharded before its parent so
+    that only one block's full weights exist at a time in the forward pass; then the root."""
+    import torch
+    from torch.distributed.fsdp import fully_shard
+
+    blocks: list[torch.nn.Module] = list(model.children())
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList):
+            blocks += list(module)
+    seen: set[int] = set()
+    for block in reversed(blocks):  # innermost first: a unit is sharded before its parent
+        if id(block) in seen or not any(True for _ in block.parameters()):
+            continue
+        seen.add(id(block))
+        fully_shard(block)
+    fully_shard(model)
+    return model
+
+
+def describe(global_batch: int, strategy: str = "ddp") -> dict[str, Any] | None:
+    """World size, backend, strategy and batch sizes of a torchrun run (None for one process)."""
     if not launched_by_torchrun():
         return None
     dist = sys.modules.get("torch.distributed")
@@ -140,6 +168,7 @@ def describe(global_batch: int) -> dict[str, Any] | None:
         "backend": dist.get_backend() if dist and dist.is_initialized() else None,
         "global_batch": global_batch,
         "per_rank_batch": global_batch // world,
+        "strategy": strategy,
     }
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from lrtool.errors import LrtoolError, describe_exception, usage_error
 from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
 from lrtool.search import check_budget
-from lrtool.snapshot import StateSnapshot
+from lrtool.snapshot import StateSnapshot, check_mode
 from lrtool.suggest import DebiasedEma, Recommendation, lrtool_constant, recommend, run_rules
 from lrtool.torch_adapter import group_ratios
 
@@ -269,6 +269,8 @@ def find_lr(
     target_steps: int | None = None,
     monitor: str | None = None,
     repeats: int = 1,
+    snapshot: str = "cpu",
+    snapshot_dir: str | Path | None = None,
 ) -> RangeTestResult:
     """Run an LR range test and return its curve and suggestions.
 
@@ -306,10 +308,20 @@ def find_lr(
     confidence. ``progress=True`` shows a progress bar (a callable gets each step instead).
 
     Model weights, optimizer state, train/eval modes and the RNG state are restored afterwards
-    (``restore=True``), also when the sweep raises or is interrupted; the snapshot is kept on
-    the CPU. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
+    (``restore=True``), also when the sweep raises or is interrupted. ``snapshot`` says where
+    the state is kept meanwhile: ``"cpu"`` (one host copy), ``"disk"`` (a temporary folder
+    under ``snapshot_dir``, for models that do not fit twice in host memory) or ``"none"``
+    (nothing kept, nothing restored, no second sweep: for users who reload the model
+    themselves); see :mod:`lrtool.snapshot`. A model sharded with FSDP2 keeps and restores each
+    rank's own shards. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
     """
     check_api_inputs(optimizer, train_loader)
+    check_mode(snapshot)
+    if snapshot == "none" and (budget or repeats != 1):
+        raise usage_error(
+            "snapshot: none keeps no state, but the budgeted search and repeats restore the "
+            "model between runs; use snapshot='cpu' or 'disk'"
+        )
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise usage_error(f"repeats: must be an integer >= 1, got {repeats!r}")
     if progress is True:
@@ -357,14 +369,14 @@ def find_lr(
             watched, name, step_progress,
         )  # fmt: skip
 
-    snapshot = StateSnapshot.take(model, optimizer) if restore else None
+    kept = StateSnapshot.take(model, optimizer, snapshot, snapshot_dir) if restore else None
     try:
         result = sweep(ladder, start_lr, end_lr, mode)
         stopped = result.interrupted or result.failed
-        reason = None if stopped else _refine_reason(result, refine, snapshot)
+        reason = None if stopped else _refine_reason(result, refine, kept)
         if reason is not None:
-            assert snapshot is not None
-            snapshot.restore(model, optimizer)
+            assert kept is not None
+            kept.restore(model, optimizer)
             low, high = refine_range(result)
             coarse = result
             second = sweep(lr_ladder(low, high, steps, "exp"), low, high, "exp")
@@ -383,8 +395,9 @@ def find_lr(
                 result.refined_because = reason
                 result.elapsed_s += coarse.elapsed_s
     finally:
-        if snapshot is not None:
-            snapshot.restore(model, optimizer)
+        if kept is not None:
+            kept.restore(model, optimizer)
+            kept.close()
     result.optimizer_group = optimizer_group(optimizer)
     if result.coarse is not None:
         result.coarse.optimizer_group = result.optimizer_group
@@ -398,7 +411,7 @@ def find_lr(
             result, model, optimizer, train_loader, loss_fn, budget, target_steps,
             search_span(result),
             val_loader=val_loader, val_batches=val_batches, step_fn=step_fn, options=options,
-            device=device,
+            device=device, snapshot=snapshot, snapshot_dir=snapshot_dir,
         )  # fmt: skip
         raise_if_stopped(result)
     return result
@@ -417,7 +430,7 @@ FIND_LR_ARGUMENTS = (
     "model", "optimizer", "train_loader", "loss_fn", "start_lr", "end_lr", "steps", "mode",
     "smoothing", "diverge_threshold", "refine", "step_fn", "accumulation_steps", "grad_clip",
     "amp", "device", "val_loader", "val_batches", "restore", "progress", "budget",
-    "target_steps", "monitor", "repeats",
+    "target_steps", "monitor", "repeats", "snapshot", "snapshot_dir",
 )  # fmt: skip
 
 
@@ -438,7 +451,7 @@ def _repeated(arguments: dict[str, Any]) -> RangeTestResult:
     if budget > 0 and result.lrs:
         from lrtool.verify import search_after_sweep
 
-        names = ("val_loader", "val_batches", "step_fn", "device")
+        names = ("val_loader", "val_batches", "step_fn", "device", "snapshot", "snapshot_dir")
         search_after_sweep(
             result, arguments["model"], arguments["optimizer"], arguments["train_loader"],
             arguments["loss_fn"], budget, arguments["target_steps"], search_span(result),

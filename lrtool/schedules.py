@@ -577,7 +577,7 @@ def warmup_stable_decay(
 
 
 def join(parts: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
-    """Built schedules one after another: ``parts[i](t - boundaries[i-1])`` for
+    """Built schedules one after another: ``parts[i]`` at step ``t - boundaries[i-1]`` for
     ``i = #(boundaries <= t)`` (``boundaries[-1]`` read as 0). Each part counts its own steps
     from 0, as in optax ``join_schedules`` and torch ``SequentialLR``. Momentum is cycled when
     every part cycles it.
@@ -613,7 +613,7 @@ def sequential(
     lr: float | None = None,
     total_steps: int | None = None,
 ) -> Schedule:
-    """Schedules one after another: ``schedules[i](t - boundaries[i-1])`` where
+    """Schedules one after another: part ``i`` runs at step ``t - boundaries[i-1]`` where
     ``boundaries[i-1] <= t < boundaries[i]``; each part counts its own steps from 0.
 
     Equals torch ``SequentialLR(schedulers, milestones=boundaries)`` and optax
@@ -1172,7 +1172,7 @@ SCHEDULES: dict[str, ScheduleSpec] = {
             {"schedules": "the parts, each {name: ..., parameters} (default: warm-up, cosine)",
              "boundaries": "steps where each part after the first starts (default: parts' total_steps)",
              "lr": "LR of the parts that give none", "total_steps": "run length; the last part runs to it"},
-            "schedules[i](t - boundaries[i-1]) for boundaries[i-1] <= t < boundaries[i]",
+            "part i at step t - boundaries[i-1], for boundaries[i-1] <= t < boundaries[i]",
             "torch SequentialLR, optax join_schedules",
             derived={"schedules": _default_parts},
             ranges={"boundaries": ">= 1"},

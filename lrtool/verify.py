@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from torch import nn
 from lrtool.errors import describe_exception, usage_error
 from lrtool.heartbeat import phase_started
 from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle
-from lrtool.snapshot import StateSnapshot
+from lrtool.snapshot import StateSnapshot, check_mode
 
 OFFSETS = (-0.5, 0.0, 0.5)  # decades around the suggestion
 TAIL = 0.2  # without validation batches, the score is the mean loss of the last 20% of steps
@@ -165,6 +166,8 @@ def verify_lr(
     target_steps: int | None = None,
     search_span: tuple[float, float] | None = None,
     options: LoopOptions | None = None,
+    snapshot: str = "cpu",
+    snapshot_dir: str | Path | None = None,
 ) -> VerifyResult:
     """Train ``steps`` steps at each candidate around ``lr`` (constant) and ``onecycle_max_lr``
     (1cycle), each from the same initial state, and keep the lowest final loss per use.
@@ -180,23 +183,33 @@ def verify_lr(
     given, else the mean training loss over the last 20% of the steps. A candidate whose loss
     turns NaN/Inf scores NaN and is never kept. The model and optimizer are restored afterwards.
     ``options`` (accumulation, AMP, clipping: :class:`lrtool.loop.LoopOptions`) apply to
-    every training; ``amp`` is a shorthand for ``LoopOptions(amp=...)``.
+    every training; ``amp`` is a shorthand for ``LoopOptions(amp=...)``. ``snapshot`` keeps
+    the initial state on the CPU (``"cpu"``) or in a temporary folder (``"disk"``, under
+    ``snapshot_dir``): see :mod:`lrtool.snapshot`; each training starts from it.
     """
     from lrtool.schedules import build_schedule, get_spec
 
     if options is None:
         options = LoopOptions(amp=amp)
+    check_mode(snapshot)
+    if snapshot == "none":
+        raise usage_error(
+            "snapshot: the search restores the model before each training; use "
+            "snapshot='cpu' or 'disk' (or budget 0)"
+        )
+    keep = (snapshot, snapshot_dir)
     loop = TrainingLoop(model, optimizer, loss_fn, step_fn=step_fn, options=options, device=device)
     if budget is not None:
         return _search(
-            loop, train_loader, lr, budget, target_steps, val_loader, val_batches, search_span
-        )
+            loop, train_loader, lr, budget, target_steps, val_loader, val_batches, search_span,
+            keep,
+        )  # fmt: skip
     if steps < 5:
         raise usage_error(f"verify steps: must be at least 5, got {steps}")
     offsets = tuple(offsets)
     if not offsets:
         raise usage_error("verify offsets: give at least one")
-    trials = _Trials.start(loop, train_loader, val_loader, val_batches)
+    trials = _Trials.start(loop, train_loader, val_loader, val_batches, keep)
     result = VerifyResult(monitor=trials.monitor)
     started = time.perf_counter()
     with _stops_recorded(result, trials):
@@ -231,6 +244,7 @@ def _search(
     val_loader: Iterable | None,
     val_batches: int,
     span: tuple[float, float] | None = None,
+    keep: tuple[str, str | Path | None] = ("cpu", None),
 ) -> VerifyResult:
     """The budgeted search (see :func:`verify_lr`); each score is one constant-LR training."""
     from lrtool.schedules import build_schedule
@@ -250,7 +264,7 @@ def _search(
         plan = plan_search(centre, budget, target_steps, params, None if lr else span)
     if plan is None:
         return result
-    trials = _Trials.start(loop, train_loader, val_loader, val_batches)
+    trials = _Trials.start(loop, train_loader, val_loader, val_batches, keep)
     started = time.perf_counter()
     untrained = math.inf
 
@@ -290,6 +304,7 @@ def _stops_recorded(result: VerifyResult, trials: _Trials) -> Iterator[None]:
         result.failed = describe_exception(exc)
     finally:
         trials.restore()
+        trials.snapshot.close()
 
 
 @dataclass
@@ -307,9 +322,15 @@ class _Trials:
 
     @classmethod
     def start(
-        cls, loop: TrainingLoop, loader: Iterable, val_loader: Iterable | None, val_batches: int
+        cls,
+        loop: TrainingLoop,
+        loader: Iterable,
+        val_loader: Iterable | None,
+        val_batches: int,
+        keep: tuple[str, str | Path | None] = ("cpu", None),
     ) -> _Trials:
-        snapshot = StateSnapshot.take(loop.model, loop.optimizer)
+        snapshot = StateSnapshot.take(loop.model, loop.optimizer, *keep)
+        assert snapshot is not None  # verify_lr refuses snapshot="none"
         return cls(loop, loader, val_loader, val_batches, snapshot, getattr(loader, "passes", None))
 
     @property

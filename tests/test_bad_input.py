@@ -235,6 +235,23 @@ CASES = [
      "is a folder"),
     ("png-is-a-folder", "plot --schedule onecycle --png {dir}/done --force", None, 2, ".png"),
     ("plot-width-zero", "plot --schedule onecycle --width 0", None, 2, "--width"),
+    # issue 19 and 20: epochs, sequential, snapshot, distributed
+    ("epochs-and-steps", "train {cfg} --epochs 2 --steps 5 --out {out}", None, 2, "--epochs or --steps"),
+    ("epochs-negative", "compare {cfg} --epochs -1 --out {out}", None, 2, "--epochs"),
+    ("epochs-and-steps-in-config", "train {cfg} --out {out}", {"train": {"steps": 5, "epochs": 2}}, 2,
+     "train.epochs"),
+    ("epoch-length-without-steps-per-epoch", "plot --schedule step --set step_size=2ep", None, 2,
+     "--steps-per-epoch"),
+    ("steps-per-epoch-zero", "plot --schedule cosine --steps-per-epoch 0", None, 2, "--steps-per-epoch"),
+    ("sequential-bad-part", "plot --schedule sequential --set schedules=[{{\"name\":\"cosin\"}}]", None, 2,
+     "cosine"),
+    ("sequential-bad-index", "plot --schedule sequential --set schedules.7.lr=1", None, 2,
+     "schedules.I.KEY"),
+    ("sequential-bad-yaml", "plot --schedule sequential --set schedules=[{{name:x", None, 2, "YAML"),
+    ("snapshot-unknown", "find {cfg} --snapshot gpu --out {out}", None, 2, "find.snapshot"),
+    ("snapshot-none-with-search", "find {cfg} --snapshot none --budget 1 --out {out}", None, 2,
+     "find.budget: 0"),
+    ("distributed-unknown", "find {cfg} --out {out}", {"distributed": "zero3"}, 2, "distributed"),
 ]  # fmt: skip
 
 

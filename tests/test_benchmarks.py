@@ -49,3 +49,20 @@ def test_freed_memory_configs_are_valid_lrtool_configs(side, batch_size):
     config = parse_config(freed_memory.cnn_config(side, batch_size))
     assert config.model.input_shape == [3, side, side]
     assert config.data.n_features == 3 * side * side
+
+
+def test_snapshot_benchmark_measures_each_mode(capsys):
+    import snapshot
+
+    assert snapshot.main(["--layers", "2", "--width", "512"]) == 0
+    out = capsys.readouterr().out
+    rows = {
+        line.split()[0]: line
+        for line in out.splitlines()
+        if line.split()[:1] in (["cpu"], ["disk"], ["none"]) and "copies" in line
+    }
+    assert set(rows) == {"cpu", "disk", "none"}
+    copies = {mode: float(row.split()[1]) for mode, row in rows.items()}
+    assert 0.9 < copies["cpu"] < 1.2  # one host copy of weights and optimizer state
+    assert copies["disk"] < 0.2 and copies["none"] < 0.2
+    assert all(row.rstrip().endswith("True") for row in rows.values())  # restored exactly

@@ -51,6 +51,7 @@ def test_find_under_torchrun_matches_one_process(tmp_path):
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["distributed"] == {
         "world_size": 2, "backend": "gloo", "global_batch": 64, "per_rank_batch": 32,
+        "strategy": "ddp",
     }  # fmt: skip
 
     single = invoke("find", cfg, "--out", tmp_path / "one", "-q")
@@ -181,3 +182,90 @@ def test_find_lr_inside_a_users_ddp_script(tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]  # every rank sees the same curve and the same answer
     assert len(ranks[0]["losses"]) >= 10 and ranks[0]["lr"] is not None
+
+
+FSDP_CONFIG = CONFIG.replace("seed: 0\n", "seed: 0\ndistributed: fsdp\n").replace(
+    "optimizer: {name: sgd, lr: 0.05, momentum: 0.9}", "optimizer: {name: adam, lr: 0.01}"
+)
+
+
+def test_find_and_train_with_fsdp2_shards_match_one_process(tmp_path):
+    """FSDP2 (fully_shard) on 2 CPU processes (gloo): the sweep, its second sweep from the
+    restored shards, the budgeted search and train give the single process's numbers."""
+    cfg = write_config(tmp_path, FSDP_CONFIG.replace("refine: false", "refine: true"))
+    found = torchrun(
+        2, "find", str(cfg), "--out", str(tmp_path / "fsdp"), "--no-plot", "--budget", "0.5",
+        "--snapshot", "disk", cwd=tmp_path,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr[-3000:]
+    assert "2 ranks (gloo, FSDP2 shards)" in found.stdout
+    sharded = json.loads((tmp_path / "fsdp" / "summary.json").read_text())
+    assert sharded["distributed"]["strategy"] == "fsdp"
+    single = invoke("find", cfg, "--out", tmp_path / "one", "-q", "--budget", "0.5")
+    assert single.exit_code == 0, single.output
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert sharded["steps_run"] == one["steps_run"]
+    # the refined sweep starts from the restored shards: its losses match too
+    losses = read_column(tmp_path / "fsdp" / "range_test.csv", "loss")
+    assert losses == pytest.approx(
+        read_column(tmp_path / "one" / "range_test.csv", "loss"), rel=TOLERANCE
+    )
+    assert sharded["lr"] == pytest.approx(one["lr"], rel=TOLERANCE)
+
+    trained = torchrun(2, "train", str(cfg), "--out", str(tmp_path / "t"), "-q", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    invoke("train", cfg, "--out", tmp_path / "t1", "-q")
+    fsdp_loss = read_column(tmp_path / "t" / "train.csv", "train_loss")
+    assert fsdp_loss == pytest.approx(
+        read_column(tmp_path / "t1" / "train.csv", "train_loss"), rel=TOLERANCE
+    )
+
+
+def test_snapshot_keeps_and_restores_only_this_ranks_fsdp2_shards(tmp_path):
+    script = tmp_path / "shards.py"
+    script.write_text(
+        "import torch, torch.distributed as dist, json, sys\n"
+        "from lrtool.distributed import shard_fully\n"
+        "from lrtool.snapshot import StateSnapshot\n"
+        "dist.init_process_group('gloo')\n"
+        "torch.manual_seed(0)\n"
+        "model = shard_fully(torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(),"
+        " torch.nn.Linear(32, 4)))\n"
+        "opt = torch.optim.Adam(model.parameters(), lr=1e-2)\n"
+        "x, y = torch.randn(16, 8), torch.randint(0, 4, (16,))\n"
+        "def step():\n"
+        "    torch.nn.functional.cross_entropy(model(x), y).backward(); opt.step(); opt.zero_grad()\n"
+        "step()\n"
+        "before = [p.to_local().clone() for p in model.parameters()]\n"
+        "moment = [opt.state[p]['exp_avg'].to_local().clone() for p in model.parameters()]\n"
+        "out = {}\n"
+        "for mode in ('cpu', 'disk'):\n"
+        "    snap = StateSnapshot.take(model, opt, mode, sys.argv[1])\n"
+        "    for _ in range(3): step()\n"
+        "    snap.restore(model, opt)\n"
+        "    same = all(torch.equal(p.to_local(), b) for p, b in zip(model.parameters(), before))\n"
+        "    same &= all(torch.equal(opt.state[p]['exp_avg'].to_local(), m)"
+        " for p, m in zip(model.parameters(), moment))\n"
+        "    kept = snap.tensors['params'] if snap.tensors else None\n"
+        "    sizes = None if kept is None else sum(t.numel() for t in kept)\n"
+        "    snap.close()\n"
+        "    out[mode] = [bool(same), sizes]\n"
+        "out['full'] = sum(p.numel() for p in model.parameters())\n"
+        "out['local'] = sum(p.to_local().numel() for p in model.parameters())\n"
+        "print(json.dumps(out))\n"
+        "dist.destroy_process_group()\n"
+    )
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(folder)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for line in done.stdout.strip().splitlines():
+        out = json.loads(line)
+        assert out["cpu"][0] and out["disk"][0]  # restored exactly, on each rank
+        assert out["cpu"][1] == out["local"] < out["full"]  # this rank's shards, no gather
+    assert list(folder.iterdir()) == []  # the disk snapshots' folders are gone

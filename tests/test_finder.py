@@ -355,7 +355,7 @@ def test_snapshot_is_one_cpu_copy_of_weights_and_optimizer_state():
                 yield from tensors(value)
 
     snap = StateSnapshot.take(model, opt)
-    kept = list(tensors(snap.model_state)) + list(tensors(snap.optimizer_state))
+    kept = list(tensors(snap.tensors))
     live = list(tensors(model.state_dict())) + list(tensors(opt.state_dict()))
     assert sum(t.nbytes for t in kept) == sum(t.nbytes for t in live)  # exactly one copy
     assert all(t.device.type == "cpu" for t in kept)

@@ -56,6 +56,7 @@ class FindFlags:
     verify_steps: int | None = None
     monitor: str | None = None
     val_batches: int | None = None
+    snapshot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ def configure(loaded: LoadedConfig, flags: FindFlags, smoke: bool = False) -> Lo
     find = configured.config.find
     if find.monitor == "val" and configured.config.data.val_fraction == 0:
         raise usage_error("find.monitor: val needs validation data (set data.val_fraction > 0)")
+    if find.snapshot == "none" and (search_budget(configured.config) > 0 or find.repeats > 1):
+        raise usage_error(
+            "find.snapshot: none keeps no state to restore, but the budgeted search and "
+            "repeats start each run from it; set find.budget: 0 (--budget 0) and repeats 1, "
+            "or use snapshot cpu or disk"
+        )
     return configured
 
 
@@ -205,6 +212,8 @@ def range_test(
         val_batches=f.val_batches,
         monitor=f.monitor,
         progress=progress,
+        snapshot=f.snapshot,
+        snapshot_dir=_snapshot_dir(setup),
     )
 
 
@@ -251,8 +260,15 @@ def search_suggestion(setup: Setup, result: RangeTestResult, budget: float) -> N
         result, setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
         budget, config.find.verify_steps or config.train.steps, search_span(result),
         val_loader=setup.data.val, val_batches=SEARCH_VAL_BATCHES, device=setup.device,
-        options=config.loop.options(),
+        options=config.loop.options(), snapshot=config.find.snapshot,
+        snapshot_dir=_snapshot_dir(setup),
     )  # fmt: skip
+
+
+def _snapshot_dir(setup: Setup) -> Path | None:
+    """``find.snapshot_dir`` (relative to the working folder, like ``--out``)."""
+    given = setup.config.find.snapshot_dir
+    return None if given is None else Path(given).expanduser()
 
 
 def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict[str, Any]:
@@ -308,7 +324,9 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
         "elapsed_s": round(result.elapsed_s, 3),
         "data": result.context.get("data"),
         "device": result.context.get("device"),
-        "distributed": distributed.describe(loaded.config.data.batch_size),
+        "distributed": distributed.describe(
+            loaded.config.data.batch_size, loaded.config.distributed
+        ),
         **common_summary(loaded, folder),
     }
 

@@ -692,9 +692,12 @@ def sequential(
 
 
 def _default_parts(T: int | None, values: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """sequential's default: a linear warm-up from lr/10 over 10% of T, then cosine."""
-    if T is None or T < 3:
+    """sequential's default: a linear warm-up from lr/10 over 10% of T, then cosine (a
+    one-step run: the cosine alone)."""
+    if T is None:
         return None
+    if T < 2:
+        return [{"name": "cosine"}]
     return [
         {"name": "linear", "start_factor": 0.1, "end_factor": 1.0, "total_steps": max(1, T // 10)},
         {"name": "cosine"},

@@ -696,6 +696,7 @@ def _default_parts(T: int | None, values: dict[str, Any]) -> list[dict[str, Any]
     one-step run: the cosine alone)."""
     if T is None:
         return None
+    T -= values.get("warmup_steps") or 0  # the parts run after any warm-up
     if T < 2:
         return [{"name": "cosine"}]
     return [

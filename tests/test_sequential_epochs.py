@@ -321,3 +321,15 @@ def test_a_sequential_scheduler_checkpoints_and_resumes(tmp_path):
         resumed.step()
         got.append(opt2.param_groups[0]["lr"])
     assert got == expected
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 10, 97])
+@pytest.mark.parametrize("warmup", [0, 1, "half"])
+def test_the_default_parts_fit_any_run_length_and_warm_up(total, warmup):
+    steps = total // 2 if warmup == "half" else warmup
+    if steps >= total:
+        pytest.skip("the warm-up must be shorter than the run")
+    sched = build_schedule("sequential", {"lr": 0.5, "total_steps": total, "warmup_steps": steps})
+    values = [sched(t) for t in range(total + 3)]
+    assert all(0 <= v <= 0.5 for v in values)
+    assert max(values) == pytest.approx(0.5)

@@ -333,3 +333,19 @@ def test_the_default_parts_fit_any_run_length_and_warm_up(total, warmup):
     values = [sched(t) for t in range(total + 3)]
     assert all(0 <= v <= 0.5 for v in values)
     assert max(values) == pytest.approx(0.5)
+
+
+def test_find_counts_train_epochs_for_the_search_length(tmp_path):
+    config = tmp_path / "find.yaml"
+    config.write_text(
+        "data: {source: synthetic, n_samples: 400, val_fraction: 0.2, batch_size: 32}\n"
+        "find: {steps: 30, budget: 1}\ntrain: {epochs: 2}\n"
+    )
+    out = tmp_path / "f"
+    result = invoke("find", str(config), "--out", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    # 2 epochs of 10 steps: the search chooses for 20-step trainings, within a budget of 1 x 20
+    assert summary["config_echo"]["train"]["steps"] == 20
+    assert summary["verify"]["target_steps"] == 20
+    assert 0 < summary["verify"]["steps_spent"] <= 20

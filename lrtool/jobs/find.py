@@ -22,6 +22,7 @@ from lrtool.jobs.common import (
     prepare,
     run_context,
     run_folder,
+    with_run_length,
 )
 
 if TYPE_CHECKING:
@@ -92,6 +93,9 @@ def configure(loaded: LoadedConfig, flags: FindFlags, smoke: bool = False) -> Lo
         if values["verify"] is None:
             values["verify"] = False
     configured = loaded.with_values("find", values)
+    if configured.config.train.epochs is not None:
+        # The search chooses the LR for a training of train.steps: count the epochs in steps.
+        configured = with_run_length(configured, None, None).loaded
     find = configured.config.find
     if find.monitor == "val" and configured.config.data.val_fraction == 0:
         raise usage_error("find.monitor: val needs validation data (set data.val_fraction > 0)")

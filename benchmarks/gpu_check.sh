@@ -5,7 +5,8 @@
 # 2. FSDP2 on one GPU (distributed: fsdp): find (second sweep + search) and train.
 # 3. Peak GPU memory of the range test over a bare loop on a model filling most of the GPU
 #    (benchmarks/gpu_memory.py, target <= 1.02).
-# Each step's output goes to OUT_DIR; the script stops at the first failure.
+# Each step's output goes to OUT_DIR; the script stops at the first failure. The machine needs
+# lrtool installed (pip install -e . --no-deps, plus wheels of pydantic, plotext, typer, rich).
 set -euo pipefail
 out=${1:-gpu-check}
 mkdir -p "$out"

@@ -40,8 +40,13 @@ class DistContext:
 
 
 def launched_by_torchrun() -> bool:
-    """Whether this process is one of several started by torchrun (or a similar launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    """Whether this process is one of several started by torchrun (or a similar launcher), or
+    the one process of ``torchrun --nproc_per_node=1``: that one too joins a process group
+    with the chosen backend and wraps the model (DDP or FSDP2), so a one-GPU check exercises
+    NCCL and the sharding."""
+    if "RANK" not in os.environ:
+        return False
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def is_main_rank() -> bool:

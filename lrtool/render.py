@@ -84,7 +84,8 @@ def distributed_line(out: Console, summary: dict[str, Any]) -> None:
     info = summary.get("distributed")
     if info:
         out.print(
-            f"distributed: {info['world_size']} ranks ({info['backend']}"
+            f"distributed: {info['world_size']} rank{'s' if info['world_size'] > 1 else ''} "
+            f"({info['backend']}"
             f"{', FSDP2 shards' if info.get('strategy') == 'fsdp' else ''}), global batch "
             f"{info['global_batch']} = {info['world_size']} x {info['per_rank_batch']}; "
             f"the loss is the mean over ranks",

@@ -269,3 +269,20 @@ def test_snapshot_keeps_and_restores_only_this_ranks_fsdp2_shards(tmp_path):
         assert out["cpu"][0] and out["disk"][0]  # restored exactly, on each rank
         assert out["cpu"][1] == out["local"] < out["full"]  # this rank's shards, no gather
     assert list(folder.iterdir()) == []  # the disk snapshots' folders are gone
+
+
+def test_torchrun_with_one_process_still_joins_the_group_and_shards(tmp_path):
+    """``torchrun --nproc_per_node=1`` (the one-GPU check of NCCL and FSDP2) joins a process
+    group with the chosen backend and wraps the model, and gives the single process's curve."""
+    cfg = write_config(tmp_path, FSDP_CONFIG)
+    done = torchrun(1, "find", str(cfg), "--out", str(tmp_path / "one-rank"), "--no-plot",
+                    "--budget", "0", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "distributed: 1 rank (gloo, FSDP2 shards)" in done.stdout
+    summary = json.loads((tmp_path / "one-rank" / "summary.json").read_text())
+    assert summary["distributed"]["strategy"] == "fsdp"
+    plain = invoke("find", cfg, "--out", tmp_path / "plain", "-q", "--budget", "0")
+    assert plain.exit_code == 0, plain.output
+    assert read_column(tmp_path / "one-rank" / "range_test.csv", "loss") == pytest.approx(
+        read_column(tmp_path / "plain" / "range_test.csv", "loss"), rel=TOLERANCE
+    )

@@ -33,6 +33,12 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        # Pickled by its signal number, not its message: a compare worker stopped before its
+        # run trained a step sends it back, and an exception the parent cannot unpickle
+        # breaks the process pool, losing every other worker's partial result.
+        return (type(self), (self.signum,))
+
 
 def exit_code() -> int:
     """128 + the first signal received (130 for Ctrl-C when none was recorded)."""

@@ -519,3 +519,17 @@ def test_a_model_returning_a_tuple_trains(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert _summary(tmp_path / "o")["final_accuracy"] is not None
+
+
+def test_a_stop_signal_pickles_by_its_number():
+    """A compare worker stopped while its run was being built sends its Interrupted back
+    through the pool; one the parent cannot unpickle broke the pool and lost every other
+    worker's partial result (seen as a flaky compare --jobs 2 SIGINT test)."""
+    import pickle
+    import signal
+
+    from lrtool.interrupts import Interrupted
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        back = pickle.loads(pickle.dumps(Interrupted(signum)))
+        assert isinstance(back, Interrupted) and back.signum == signum

@@ -356,6 +356,8 @@ def _train_job(args: tuple) -> object:
             return train_schedule(loaded, name, params, label=label)
         except (TrainInterrupted, TrainFailed) as stop:
             return stop.result
+        except KeyboardInterrupt:
+            return None  # stopped while the run was being built: nothing trained to return
 
 
 def _compare_in_workers(loaded: LoadedConfig, runs: list[RunPlan], jobs: int) -> list:
@@ -378,7 +380,7 @@ def _compare_in_workers(loaded: LoadedConfig, runs: list[RunPlan], jobs: int) ->
     )
     futures = [pool.submit(_train_job, item) for item in payload]
     try:
-        results = [f.result() for f in futures]
+        results = [r for r in (f.result() for f in futures) if r is not None]
     except KeyboardInterrupt:
         for f in futures:
             f.cancel()
@@ -387,7 +389,11 @@ def _compare_in_workers(loaded: LoadedConfig, runs: list[RunPlan], jobs: int) ->
             with contextlib.suppress(Exception):
                 worker.terminate()  # SIGTERM: the worker returns its partial result
         wait(futures, timeout=WORKER_GRACE_S)
-        done = [f.result() for f in futures if f.done() and not f.cancelled() and not f.exception()]
+        done = [
+            f.result()
+            for f in futures
+            if f.done() and not f.cancelled() and not f.exception() and f.result() is not None
+        ]
         for worker in workers:
             with contextlib.suppress(Exception):
                 if worker.is_alive():

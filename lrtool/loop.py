@@ -83,18 +83,24 @@ class Evaluation:
 # --------------------------------------------------------------------------------------------
 
 
+def map_tensors(fn: Callable[[torch.Tensor], Any], obj: Any) -> Any:
+    """``obj`` with ``fn`` applied to every tensor inside it, through mappings, lists and
+    tuples (named tuples included), each rebuilt as its own type."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, Mapping):
+        return type(obj)({k: map_tensors(fn, v) for k, v in obj.items()})  # type: ignore[call-arg]
+    if isinstance(obj, tuple | list):
+        mapped = [map_tensors(fn, v) for v in obj]
+        return type(obj)(mapped) if not hasattr(obj, "_fields") else type(obj)(*mapped)
+    return obj
+
+
 def to_device(batch: Any, device: torch.device | None) -> Any:
     """Move every tensor inside a (nested) batch to ``device``."""
     if device is None:
         return batch
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return type(batch)({k: to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
-    if isinstance(batch, tuple | list):
-        moved = [to_device(v, device) for v in batch]
-        return type(batch)(moved) if not hasattr(batch, "_fields") else type(batch)(*moved)
-    return batch
+    return map_tensors(lambda t: t.to(device, non_blocking=True), batch)
 
 
 def cycle(loader: Iterable) -> Iterator[Any]:

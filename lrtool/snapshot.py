@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from lrtool.errors import usage_error
+from lrtool.loop import map_tensors
 
 SnapshotMode = Literal["cpu", "disk", "none"]
 SNAPSHOT_MODES = ("cpu", "disk", "none")
@@ -37,15 +38,7 @@ def check_mode(mode: str) -> None:
 
 def cpu_copy(obj: Any) -> Any:
     """A detached CPU copy of every tensor inside ``obj`` (dicts, lists and tuples)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: cpu_copy(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [cpu_copy(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(cpu_copy(v) for v in obj)
-    return obj
+    return map_tensors(lambda t: t.detach().to("cpu", copy=True), obj)
 
 
 def local(tensor: torch.Tensor) -> torch.Tensor:
@@ -106,7 +99,7 @@ class StateSnapshot:
         directory = Path(tempfile.mkdtemp(prefix="lrtool-snapshot-", dir=base))
         path = directory / "state.pt"
         try:
-            torch.save(_compact(tensors), path)
+            torch.save(map_tensors(_own_storage, tensors), path)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -143,7 +136,6 @@ class StateSnapshot:
 
     def close(self) -> None:
         """Free what the snapshot holds (a disk snapshot's folder)."""
-        self.tensors = None if self.mode == "disk" else self.tensors
         if self._cleanup is not None:
             self._cleanup()
 
@@ -179,13 +171,3 @@ def _put_state(
                 local(live).copy_(value)
             else:
                 current[key] = value.clone() if isinstance(value, torch.Tensor) else value
-
-
-def _compact(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return _own_storage(obj)
-    if isinstance(obj, dict):
-        return {k: _compact(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_compact(v) for v in obj]
-    return obj

@@ -1292,6 +1292,12 @@ def uses_epochs(name: str, params: dict[str, Any]) -> bool:
     return False
 
 
+def epochs_to_steps(epochs: float, steps_per_epoch: int) -> int:
+    """A run length in epochs as optimizer steps: ``round(epochs * steps_per_epoch)``, at
+    least 1 (``train.epochs``, ``--epochs``)."""
+    return max(1, round(epochs * steps_per_epoch))
+
+
 def in_steps(name: str, params: dict[str, Any], steps_per_epoch: float | None) -> dict[str, Any]:
     """``params`` with every length given in epochs turned into optimizer steps.
 
@@ -1308,19 +1314,20 @@ def in_steps(name: str, params: dict[str, Any], steps_per_epoch: float | None) -
     if not uses_epochs(name, params):
         return params
 
-    def steps(key: str, value: Any) -> Any:
-        epochs = epochs_of(value) if not isinstance(value, int | float) else None
-        if epochs is None:
-            return value
+    def counted(key: str, epochs: float, given: Any) -> int | float:
         if steps_per_epoch is None:
             raise usage_error(
-                f"schedule '{name}': {key}={value!r} is in epochs; give steps_per_epoch "
+                f"schedule '{name}': {key}={given!r} is in epochs; give steps_per_epoch "
                 f"(train.steps_per_epoch, plot --steps-per-epoch, or build_schedule's "
                 f"steps_per_epoch)"
             )
         exact = epochs * steps_per_epoch
         kind = spec.param(key).kind if key in spec.param_names else "int"
         return exact if kind == "float" else int(round(exact))
+
+    def steps(key: str, value: Any) -> Any:
+        epochs = epochs_of(value)
+        return value if epochs is None else counted(key, epochs, value)
 
     out: dict[str, Any] = {}
     for key, value in params.items():
@@ -1363,7 +1370,7 @@ def in_steps(name: str, params: dict[str, Any], steps_per_epoch: float | None) -
             )
         if isinstance(epochs, bool) or not isinstance(epochs, int | float) or not epochs > 0:
             raise usage_error(f"schedule '{name}': epochs must be a number > 0, got {epochs!r}")
-        out["total_steps"] = steps("total_steps", f"{epochs}ep")
+        out["total_steps"] = counted("total_steps", float(epochs), f"{epochs}ep")
     return out
 
 

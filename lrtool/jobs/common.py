@@ -160,7 +160,9 @@ def with_run_length(
         return RunLength(with_train_steps(loaded, steps))
     per_epoch = steps_per_epoch(loaded)
     if epochs is not None:
-        steps = max(1, round(epochs * per_epoch))
+        from lrtool.schedules import epochs_to_steps
+
+        steps = epochs_to_steps(epochs, per_epoch)
         loaded = loaded.with_sets(["train.epochs=none"])
     return RunLength(with_train_steps(loaded, steps), per_epoch, epochs)
 

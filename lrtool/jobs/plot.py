@@ -18,6 +18,7 @@ from lrtool.schedules import (
     Schedule,
     ScheduleSpec,
     build_schedule,
+    epochs_to_steps,
     get_spec,
     parse_sets,
     route_sets,
@@ -236,7 +237,7 @@ def plot(request: PlotRequest) -> PlotOutcome:
                         "train.epochs: plot does not read the data to count steps per epoch; "
                         "give --steps-per-epoch (or train.steps_per_epoch)"
                     )
-                steps = max(1, round(loaded.train.epochs * per_epoch))
+                steps = epochs_to_steps(loaded.train.epochs, per_epoch)
             elif steps is None:
                 steps = loaded.train.steps
     steps = steps or DEFAULT_STEPS

@@ -44,6 +44,28 @@ def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "100", "NO_COLOR": "1"})
 
 
+def torch_values(make, steps: int, momentum: bool = False, opt: str = "sgd", lr: float = 1.0):
+    """The LR (and momentum or beta1) a torch scheduler ``make(optimizer)`` gives at steps
+    0..steps-1, on SGD with momentum 0.9 (or Adam) starting at ``lr``: the reference every
+    schedule test compares lrtool with."""
+    import torch
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    if opt == "sgd":
+        o = torch.optim.SGD([p], lr=lr, momentum=0.9)
+    else:
+        o = torch.optim.Adam([p], lr=lr)
+    sched = make(o)
+    lrs, moms = [], []
+    for _ in range(steps):
+        lrs.append(o.param_groups[0]["lr"])
+        g = o.param_groups[0]
+        moms.append(g["momentum"] if "momentum" in g and opt == "sgd" else g["betas"][0])
+        o.step()
+        sched.step()
+    return (lrs, moms) if momentum else lrs
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -27,11 +27,16 @@ train: {steps: 30, eval_every: 10, schedule: {name: onecycle, max_lr: 0.2}}
 TOLERANCE = 1e-4  # relative: the same global batch, summed in a different order
 
 
-def torchrun(nproc: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def torchrun(
+    nproc: int, *args: str, cwd: Path, script: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node=N -m lrtool ARGS`` (or ``SCRIPT ARGS``), with this checkout
+    importable."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    target = [str(script)] if script is not None else ["-m", "lrtool"]
     return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
-         f"--nproc_per_node={nproc}", "-m", "lrtool", *args],
+         f"--nproc_per_node={nproc}", *target, *args],
         capture_output=True, text=True, timeout=240, cwd=cwd, env=env,
     )  # fmt: skip
 
@@ -257,12 +262,7 @@ def test_snapshot_keeps_and_restores_only_this_ranks_fsdp2_shards(tmp_path):
     )
     folder = tmp_path / "snaps"
     folder.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(folder)],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env,
-    )  # fmt: skip
+    done = torchrun(2, str(folder), cwd=tmp_path, script=script)
     assert done.returncode == 0, done.stderr[-3000:]
     for line in done.stdout.strip().splitlines():
         out = json.loads(line)

@@ -10,17 +10,7 @@ import pytest
 import torch
 
 from lrtool import build_schedule
-
-
-def _torch_lrs(make_scheduler, steps: int, lr: float = 1.0) -> list[float]:
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    sched = make_scheduler(opt)
-    out = []
-    for _ in range(steps):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return out
+from tests.conftest import torch_values
 
 
 @pytest.mark.parametrize(
@@ -38,7 +28,7 @@ def test_cosine_num_cycles_and_min_lr_rate_equal_hugging_face(num_cycles, min_lr
         make = lambda opt: transformers.get_cosine_schedule_with_warmup(  # noqa: E731
             opt, warmup, total, num_cycles=num_cycles
         )
-    expected = _torch_lrs(make, total)
+    expected = torch_values(make, total)
     ours = build_schedule(
         "cosine",
         {"lr": 1.0, "total_steps": total, "num_cycles": num_cycles, "min_lr_rate": min_lr_rate,
@@ -49,7 +39,7 @@ def test_cosine_num_cycles_and_min_lr_rate_equal_hugging_face(num_cycles, min_lr
 
 def test_cosine_restarts_with_cycle_decay():
     plain = build_schedule("cosine_restarts", {"lr": 1.0, "T_0": 10, "T_mult": 2})
-    torch_lrs = _torch_lrs(
+    torch_lrs = torch_values(
         lambda opt: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=10, T_mult=2), 70
     )
     assert [plain(t) for t in range(70)] == pytest.approx(torch_lrs, abs=1e-12)

@@ -10,23 +10,7 @@ import torch
 from lrtool.errors import LrtoolError
 from lrtool.schedules import SCHEDULES, build_schedule, sample_steps
 from lrtool.torch_adapter import LrtoolScheduler
-
-
-def torch_values(make, steps: int, momentum: bool = False, opt: str = "sgd"):
-    p = torch.nn.Parameter(torch.zeros(1))
-    if opt == "sgd":
-        o = torch.optim.SGD([p], lr=1.0, momentum=0.9)
-    else:
-        o = torch.optim.Adam([p], lr=1.0)
-    sched = make(o)
-    lrs, moms = [], []
-    for _ in range(steps):
-        lrs.append(o.param_groups[0]["lr"])
-        g = o.param_groups[0]
-        moms.append(g["momentum"] if "momentum" in g and opt == "sgd" else g["betas"][0])
-        o.step()
-        sched.step()
-    return (lrs, moms) if momentum else lrs
+from tests.conftest import torch_values
 
 
 def close(a, b):

@@ -12,19 +12,7 @@ import torch
 from lrtool import build_schedule
 from lrtool.errors import LrtoolError
 from lrtool.schedules import in_steps, route_sets, uses_epochs
-from tests.conftest import invoke
-
-
-def _torch_lrs(make_scheduler, steps: int, lr: float) -> list[float]:
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    sched = make_scheduler(opt)
-    out = []
-    for _ in range(steps):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return out
-
+from tests.conftest import invoke, torch_values, write_config
 
 S = torch.optim.lr_scheduler
 
@@ -62,7 +50,7 @@ def test_sequential_equals_torch_sequential_lr(parts, milestones, torch_parts):
     sched = build_schedule(
         "sequential", {"lr": 0.2, "schedules": parts, "boundaries": milestones, "total_steps": 100}
     )
-    expected = _torch_lrs(lambda o: S.SequentialLR(o, torch_parts(o), milestones), 100, lr=0.2)
+    expected = torch_values(lambda o: S.SequentialLR(o, torch_parts(o), milestones), 100, lr=0.2)
     assert [sched(t) for t in range(100)] == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
@@ -239,11 +227,12 @@ def test_plot_with_steps_per_epoch_converts_and_shows_epochs(tmp_path):
 
 
 def test_train_in_epochs_derives_steps_per_epoch_from_the_data(tmp_path):
-    config = tmp_path / "epochs.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "data: {source: synthetic, n_samples: 400, val_fraction: 0.2, batch_size: 32}\n"
         "train:\n  epochs: 3\n  eval_every: 5\n"
-        "  schedule: {name: step, lr: 0.05, step_size: 1ep}\n"
+        "  schedule: {name: step, lr: 0.05, step_size: 1ep}\n",
+        "epochs.yaml",
     )
     out = tmp_path / "run"
     result = invoke("train", str(config), "--out", str(out))
@@ -258,10 +247,11 @@ def test_train_in_epochs_derives_steps_per_epoch_from_the_data(tmp_path):
 
 
 def test_steps_per_epoch_given_and_epochs_flag(tmp_path):
-    config = tmp_path / "given.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "data: {source: synthetic, n_samples: 400, batch_size: 32}\n"
-        "train: {steps_per_epoch: 4, eval_every: 2, schedule: {name: cosine, lr: 0.05}}\n"
+        "train: {steps_per_epoch: 4, eval_every: 2, schedule: {name: cosine, lr: 0.05}}\n",
+        "given.yaml",
     )
     out = tmp_path / "run"
     result = invoke("train", str(config), "--epochs", "2", "--out", str(out))
@@ -273,10 +263,11 @@ def test_steps_per_epoch_given_and_epochs_flag(tmp_path):
 
 
 def test_compare_in_epochs_and_plot_of_a_config_in_epochs(tmp_path):
-    config = tmp_path / "cmp.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "data: {source: synthetic, n_samples: 400, val_fraction: 0.2, batch_size: 32}\n"
-        "train: {epochs: 2, eval_every: 5, schedule: {name: exponential, lr: 0.05, s: 1ep}}\n"
+        "train: {epochs: 2, eval_every: 5, schedule: {name: exponential, lr: 0.05, s: 1ep}}\n",
+        "cmp.yaml",
     )
     out = tmp_path / "cmp"
     result = invoke(
@@ -336,10 +327,11 @@ def test_the_default_parts_fit_any_run_length_and_warm_up(total, warmup):
 
 
 def test_find_counts_train_epochs_for_the_search_length(tmp_path):
-    config = tmp_path / "find.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "data: {source: synthetic, n_samples: 400, val_fraction: 0.2, batch_size: 32}\n"
-        "find: {steps: 30, budget: 1}\ntrain: {epochs: 2}\n"
+        "find: {steps: 30, budget: 1}\ntrain: {epochs: 2}\n",
+        "find.yaml",
     )
     out = tmp_path / "f"
     result = invoke("find", str(config), "--out", str(out), "-q")

@@ -257,15 +257,16 @@ def test_snapshot_keeps_and_restores_only_this_ranks_fsdp2_shards(tmp_path):
         "    out[mode] = [bool(same), sizes]\n"
         "out['full'] = sum(p.numel() for p in model.parameters())\n"
         "out['local'] = sum(p.to_local().numel() for p in model.parameters())\n"
-        "print(json.dumps(out))\n"
+        # one file per rank: two ranks printing to one stdout can interleave their lines
+        "open(f'{sys.argv[2]}/rank{dist.get_rank()}.json', 'w').write(json.dumps(out))\n"
         "dist.destroy_process_group()\n"
     )
     folder = tmp_path / "snaps"
     folder.mkdir()
-    done = torchrun(2, str(folder), cwd=tmp_path, script=script)
+    done = torchrun(2, str(folder), str(tmp_path), cwd=tmp_path, script=script)
     assert done.returncode == 0, done.stderr[-3000:]
-    for line in done.stdout.strip().splitlines():
-        out = json.loads(line)
+    for rank in (0, 1):
+        out = json.loads((tmp_path / f"rank{rank}.json").read_text())
         assert out["cpu"][0] and out["disk"][0]  # restored exactly, on each rank
         assert out["cpu"][1] == out["local"] < out["full"]  # this rank's shards, no gather
     assert list(folder.iterdir()) == []  # the disk snapshots' folders are gone

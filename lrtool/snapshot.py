@@ -122,6 +122,11 @@ class StateSnapshot:
         for param, state in zip(_optimizer_params(optimizer), saved["state"], strict=True):
             _put_state(optimizer, param, state)
         for group, values in zip(optimizer.param_groups, self.groups, strict=True):
+            # Keys added since (a scheduler's 'initial_lr') go too: a warm-up scheduler
+            # attached later reads 'initial_lr' if present, so a left-over one would make it
+            # train at the LR from the range test's last candidate, not the one the user set.
+            for key in [k for k in group if k != "params" and k not in values]:
+                del group[key]
             for key, value in values.items():
                 if isinstance(group.get(key), torch.Tensor) and isinstance(value, torch.Tensor):
                     group[key].copy_(value)  # a tensor LR (capturable optimizers) stays one

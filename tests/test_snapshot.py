@@ -145,3 +145,25 @@ def test_find_snapshot_in_the_config_and_the_flag(tmp_path):
     assert refused.exit_code == 2 and "find.budget: 0" in refused.output
     alone = invoke("find", cfg, "--snapshot", "none", "--budget", "0", "--out", tmp_path / "n")
     assert alone.exit_code == 0, alone.output
+
+
+@pytest.mark.parametrize("run", ["find_lr", "verify_lr"])
+def test_param_groups_come_back_key_for_key_so_a_later_scheduler_uses_the_suggestion(run):
+    """The search attaches LR schedulers, which add 'initial_lr' to every param group. Left
+    there, a warm-up scheduler attached afterwards (LambdaLR, every HF get_*_schedule) starts
+    from the LR of the range test's last candidate, not from the suggestion, and a second
+    range test refuses the optimizer."""
+    model, opt, batches = _setup()
+    before = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    loss = nn.functional.cross_entropy
+    if run == "find_lr":
+        found = lrtool.find_lr(model, opt, batches, loss, steps=30, budget=0.5, target_steps=40)
+        assert found.verification is not None
+    else:
+        lrtool.verify_lr(model, opt, batches, loss, lr=1e-2, steps=5)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == before
+    lrtool.find_lr(model, opt, batches, loss, steps=10)  # a second test takes the optimizer
+    for group in opt.param_groups:
+        group["lr"] = 0.0123  # the user applies a suggestion, then attaches a warm-up
+    warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    assert warmup.get_last_lr() == [0.0123]

@@ -130,19 +130,100 @@ class LrtoolScheduler(LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`: the same step, ratios and plateau state, applied
-        to the optimizer at once."""
-        name = state_dict.get("schedule")
-        if name is not None and name != self.schedule.name:
+        to the optimizer at once. The state is checked whole first (the schedule, its
+        parameters, one ratio and base LR per param group, finite numbers): a state from
+        another schedule, another scheduler or another optimizer is one :class:`LrtoolError`
+        naming the mismatch, and the scheduler is left as it was."""
+        checked = self._checked_state(state_dict)
+        self.last_epoch, self._step_count, self.ratios, base_lrs, plateau = checked
+        if base_lrs is not None:
+            self.base_lrs = base_lrs
+        if plateau is not None:
+            self.schedule.state = plateau  # type: ignore[attr-defined]
+        self.apply(self.last_epoch)
+
+    def _checked_state(self, state: Any) -> tuple[int, int, list[float], Any, Any]:
+        """(last_epoch, step_count, ratios, base_lrs or None, plateau state or None) of a
+        saved state, or an error saying what does not match this scheduler."""
+        if not isinstance(state, dict) or "schedule" not in state or "last_epoch" not in state:
+            raise LrtoolError(
+                "this is not an LrtoolScheduler state (no 'schedule' and 'last_epoch' keys); "
+                "load the state the run's LrtoolScheduler.state_dict() saved"
+            )
+        name = state["schedule"]
+        if name != self.schedule.name:
             raise LrtoolError(
                 f"this scheduler state is for schedule '{name}', not '{self.schedule.name}'; "
                 f"build the scheduler with the schedule the run used"
             )
-        self.last_epoch = int(state_dict["last_epoch"])
-        self._step_count = int(state_dict.get("step_count", self._step_count))
-        self.ratios = [float(r) for r in state_dict.get("ratios", self.ratios)]
-        if "base_lrs" in state_dict:
-            self.base_lrs = list(state_dict["base_lrs"])
-        plateau = state_dict.get("plateau_state")
+        saved_params = state.get("schedule_params")
+        if saved_params is not None:
+            mine = _plain(dict(self.schedule.params))
+            differ = sorted(
+                k
+                for k in set(mine) | set(_plain(saved_params))
+                if mine.get(k) != _plain(saved_params).get(k)
+            )
+            if differ:
+                shown = ", ".join(
+                    f"{k}: saved {_plain(saved_params).get(k)!r}, here {mine.get(k)!r}"
+                    for k in differ
+                )
+                raise LrtoolError(
+                    f"this scheduler state is for another '{name}' schedule ({shown}); build "
+                    f"the scheduler with the parameters the run used"
+                )
+        groups = len(self.optimizer.param_groups)
+        last_epoch = _whole(state["last_epoch"], "last_epoch", -1)
+        step_count = _whole(state.get("step_count", self._step_count), "step_count", 0)
+        ratios = _numbers(state.get("ratios", self.ratios), "ratios", groups, lowest=0.0)
+        base = state.get("base_lrs")
+        base_lrs = None if base is None else _numbers(base, "base_lrs", groups, lowest=0.0)
+        plateau = state.get("plateau_state")
+        restored = None
         if plateau is not None and hasattr(self.schedule, "state"):
-            self.schedule.state = type(self.schedule.state)(**plateau)
-        self.apply(self.last_epoch)
+            try:
+                restored = type(self.schedule.state)(**plateau)
+            except TypeError as exc:
+                raise LrtoolError(f"scheduler state: plateau_state does not fit: {exc}") from None
+        return last_epoch, step_count, ratios, base_lrs, restored
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so a state that went through JSON or YAML compares equal."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _whole(value: Any, key: str, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise LrtoolError(f"scheduler state: {key} must be an integer >= {lowest}, got {value!r}")
+    return value
+
+
+def _numbers(values: Any, key: str, count: int, lowest: float) -> list[float]:
+    """``count`` finite numbers >= ``lowest`` (one per param group)."""
+    import math
+
+    if not isinstance(values, list | tuple) or len(values) != count:
+        got = len(values) if isinstance(values, list | tuple) else type(values).__name__
+        raise LrtoolError(
+            f"scheduler state: {key} has {got} entries but the optimizer has {count} param "
+            f"groups; load the state into a scheduler over the same optimizer"
+        )
+    numbers = []
+    for v in values:
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or not math.isfinite(v)
+            or v < lowest
+        ):
+            raise LrtoolError(
+                f"scheduler state: {key} must be finite numbers >= {lowest:g}, got {v!r}"
+            )
+        numbers.append(float(v))
+    return numbers

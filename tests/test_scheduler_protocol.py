@@ -80,6 +80,51 @@ def test_a_state_for_another_schedule_is_refused():
         other.load_state_dict(first.state_dict())
 
 
+def _state_of(opt: torch.optim.Optimizer, name: str, params: dict, steps: int = 0) -> dict:
+    sched = LrtoolScheduler(opt, build_schedule(name, params))
+    for _ in range(steps):
+        sched.step()
+    return sched.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda s: {**s, "schedule_params": {**s["schedule_params"], "lr": 0.1}}, "lr: saved 0.1"),
+        (lambda s: {**s, "schedule_params": {**s["schedule_params"], "total_steps": 100}},
+         "total_steps"),
+        (lambda s: {**s, "ratios": [float("nan")]}, "ratios must be finite"),
+        (lambda s: {**s, "ratios": [1.0, 1.0]}, "2 entries but the optimizer has 1"),
+        (lambda s: {**s, "base_lrs": "0.5"}, "base_lrs has str entries"),
+        (lambda s: {**s, "last_epoch": 2.5}, "last_epoch must be an integer"),
+        (lambda s: {"last_epoch": 3, "base_lrs": [0.5], "_step_count": 4}, "not an LrtoolScheduler"),
+        (lambda s: [1, 2], "not an LrtoolScheduler"),
+    ],
+)  # fmt: skip
+def test_a_state_that_does_not_fit_is_refused_whole_and_changes_nothing(mangle, message):
+    """Another schedule's parameters (cosine 0.1/10 steps into cosine 0.5/20 would resume at
+    another LR), a torch scheduler's state, NaN ratios or another number of param groups: one
+    LrtoolError naming the mismatch, and the scheduler and optimizer as they were."""
+    saved = _state_of(_optimizer(), "cosine", {"lr": 0.5, "total_steps": 20}, steps=5)
+    opt = _optimizer()
+    sched = LrtoolScheduler(opt, build_schedule("cosine", {"lr": 0.5, "total_steps": 20}))
+    sched.step()
+    before = (sched.last_epoch, list(sched.ratios), list(sched.base_lrs), opt.param_groups[0]["lr"])
+    with pytest.raises(LrtoolError, match=message):
+        sched.load_state_dict(mangle(saved))
+    assert (sched.last_epoch, sched.ratios, sched.base_lrs, opt.param_groups[0]["lr"]) == before
+    sched.load_state_dict(saved)  # the state that fits still resumes
+    assert sched.last_epoch == 5
+
+
+def test_a_torch_scheduler_state_is_refused():
+    opt = _optimizer()
+    step = torch.optim.lr_scheduler.StepLR(opt, step_size=3)
+    mine = LrtoolScheduler(_optimizer(), build_schedule("constant", {"lr": 0.2}))
+    with pytest.raises(LrtoolError, match="not an LrtoolScheduler state"):
+        mine.load_state_dict(step.state_dict())
+
+
 # ------------------------------------------------------------------------------------------
 # The real libraries (pip install 'lrtool[integrations]')
 # ------------------------------------------------------------------------------------------

@@ -96,10 +96,15 @@ SnapshotOpt = Annotated[
 ]
 MonitorOpt = Annotated[
     str | None,
-    typer.Option("--monitor", help="train (each step's loss) or val (fixed val batches)."),
+    typer.Option(
+        "--monitor",
+        help="What the sweep watches: auto (val with a validation split and budget 0, else "
+        "train), train (each step's loss) or val (fixed val batches).",
+    ),
 ]
 ValBatchesOpt = Annotated[
-    int | None, typer.Option("--val-batches", help="Validation batches --monitor val reads.")
+    int | None,
+    typer.Option("--val-batches", help="Validation batches a val-monitored sweep reads each step."),
 ]
 SmokeOpt = Annotated[
     bool, typer.Option("--smoke", help="CI check: a short sweep with a pass/fail verdict.")

@@ -31,6 +31,8 @@ __all__ = [
     "Progress",
     "RangeTestInterrupted",
     "RangeTestResult",
+    "FindPlan",
+    "RangeTestFailed",
     "StepFn",
     "find_lr",
     "lr_ladder",
@@ -265,12 +267,13 @@ def find_lr(
     val_batches: int = 4,
     restore: bool = True,
     progress: Progress | bool | None = None,
-    budget: float = 0.0,
+    budget: float | None = None,
     target_steps: int | None = None,
     monitor: str | None = None,
     repeats: int = 1,
     snapshot: str = "cpu",
     snapshot_dir: str | Path | None = None,
+    options: LoopOptions | None = None,
 ) -> RangeTestResult:
     """Run an LR range test and return its curve and suggestions.
 
@@ -289,19 +292,26 @@ def find_lr(
 
     Batches may be ``(inputs, targets)`` tuples, dicts passed as ``model(**batch)``, or anything
     a ``step_fn(model, batch) -> loss`` understands; a model that returns its own loss (``.loss``
-    or ``"loss"``) needs no ``loss_fn``. ``accumulation_steps`` micro-batches make one optimizer
-    step (the logged loss is their mean). ``amp`` is ``"bf16"`` or ``"fp16"`` autocast
-    (GradScaler for fp16 on CUDA); ``grad_clip`` caps the gradient norm: the options of
-    :class:`lrtool.loop.LoopOptions`. With ``monitor="val"`` (the default when ``val_loader`` is
-    given) the monitored loss is the mean over the first ``val_batches`` validation batches
-    after each step (that many forward passes a step), as torch-lr-finder's val mode;
-    ``monitor="train"`` watches the training loss and keeps ``val_loader`` for the search.
+    or ``"loss"``) needs no ``loss_fn``. How each optimizer step is taken is
+    :class:`lrtool.loop.LoopOptions` (``options``; ``accumulation_steps``, ``amp`` and
+    ``grad_clip`` are shortcuts for its fields): micro-batches per step (the logged loss is
+    their mean), ``"bf16"``/``"fp16"`` autocast (GradScaler for fp16 on CUDA), a cap on the
+    gradient norm. With ``monitor="val"`` the
+    monitored loss is the mean over the first ``val_batches`` validation batches after each
+    step (that many forward passes a step), as torch-lr-finder's val mode; ``monitor="train"``
+    watches the training loss and keeps ``val_loader`` for the search. ``monitor=None`` (the
+    default) is :func:`default_monitor`: ``"val"`` when ``val_loader`` is given and the curve
+    alone answers (budget 0), ``"train"`` when the budgeted search follows.
 
-    ``budget`` > 0 then runs the budgeted search (:func:`lrtool.verify.verify_lr` with
-    ``budget``): constant-LR trainings seeded by the curve's suggestion, at most ``budget``
+    The budgeted search (:func:`lrtool.verify.verify_lr` with ``budget``) follows when
+    ``budget`` > 0: constant-LR trainings seeded by the curve's suggestion, at most ``budget``
     times ``target_steps`` steps in all (``target_steps``: the length of the training the LR
-    is for), scored on ``val_loader`` when given; its LRs become ``result.lr`` and
-    ``result.onecycle_max_lr`` and ``result.verification`` says what was spent.
+    is for), scored on the first :data:`lrtool.verify.SEARCH_VAL_BATCHES` batches of
+    ``val_loader`` when given (one score a candidate, so more than the sweep's per-step
+    ``val_batches``); its LRs become
+    ``result.lr`` and ``result.onecycle_max_lr`` and ``result.verification`` says what was
+    spent. ``budget=None`` (the default) is :data:`lrtool.search.DEFAULT_BUDGET` when
+    ``target_steps`` is given and 0 (the curve alone) when it is not: what ``lrtool find`` does.
 
     ``repeats=K`` runs K sweeps from the same state (a shuffling loader gives each its own
     data order) and reads their median curve; the spread of their suggestions feeds the
@@ -316,84 +326,165 @@ def find_lr(
     rank's own shards. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
     """
     check_api_inputs(optimizer, train_loader)
-    check_mode(snapshot)
-    if snapshot == "none" and (budget or repeats != 1):
-        raise usage_error(
-            "snapshot: none keeps no state, but the budgeted search and repeats restore the "
-            "model between runs; use snapshot='cpu' or 'disk'"
-        )
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise usage_error(f"repeats: must be an integer >= 1, got {repeats!r}")
-    if progress is True:
-        with progress_bar() as bar:
-            arguments = {k: v for k, v in locals().items() if k in FIND_LR_ARGUMENTS}
-            return find_lr(**{**arguments, "progress": bar})
-    if repeats > 1:
-        arguments = {k: v for k, v in locals().items() if k in FIND_LR_ARGUMENTS}
-        return _repeated(arguments)
-    step_progress = progress if callable(progress) else None
-    options = LoopOptions(accumulation_steps, amp, grad_clip)
-    if val_batches < 1:
-        raise usage_error(f"val_batches: must be >= 1, got {val_batches}")
-    if not 0 <= smoothing < 1:
-        raise usage_error(f"smoothing: must be in [0, 1), got {smoothing}")
-    if not diverge_threshold > 1:
-        raise usage_error(f"diverge_threshold: must be > 1, got {diverge_threshold}")
-    if refine not in (True, False, "auto"):
-        raise usage_error(f"refine: must be True, False or 'auto', got {refine!r}")
-    if monitor is None:
-        monitor = "train" if val_loader is None else "val"
-    if monitor not in ("train", "val"):
-        raise usage_error(f"monitor: must be train or val, got {monitor!r}")
-    if monitor == "val" and val_loader is None:
-        raise usage_error("monitor: val needs validation batches (val_loader)")
-    check_budget(budget, target_steps)
+    if options is None:
+        options = LoopOptions(accumulation_steps, amp, grad_clip)
+    plan = FindPlan.checked(
+        lr_ladder(start_lr, end_lr, steps, mode), start_lr, end_lr, mode, smoothing,
+        diverge_threshold, refine, val_loader, val_batches, monitor, budget, target_steps,
+        repeats, snapshot, snapshot_dir, restore,
+    )  # fmt: skip
     if any("initial_lr" in g for g in optimizer.param_groups):
         raise LrtoolError(
             "the optimizer already has an LR scheduler attached (its param groups carry "
             "'initial_lr'); give the range test an optimizer without a scheduler"
         )
-    ladder = lr_ladder(start_lr, end_lr, steps, mode)
     loop = TrainingLoop(model, optimizer, loss_fn, step_fn=step_fn, options=options, device=device)
+    first_pass = getattr(train_loader, "passes", None)  # a replayable loader (TensorBatches)
+    with _step_progress(progress) as step_progress:
+        if plan.repeats == 1:
+            result = sweep_and_refine(loop, train_loader, val_loader, plan, step_progress)
+        else:
+            result = repeated_sweeps(loop, train_loader, val_loader, plan, step_progress)
+    raise_if_stopped(result)
+    if plan.budget > 0 and result.lrs:
+        from lrtool.verify import SEARCH_VAL_BATCHES, search_after_sweep
+
+        assert plan.target_steps is not None
+        if first_pass is not None:
+            # The candidates train on the batches the sweep started from, not on the ones
+            # after it: the same batches whichever sweeps (refine, repeats) came before.
+            train_loader.passes = first_pass  # type: ignore[attr-defined]
+        search_after_sweep(
+            result, model, optimizer, train_loader, loss_fn, plan.budget, plan.target_steps,
+            search_span(result),
+            val_loader=val_loader, val_batches=SEARCH_VAL_BATCHES, step_fn=step_fn,
+            options=options, device=device, snapshot=plan.snapshot,
+            snapshot_dir=plan.snapshot_dir,
+        )  # fmt: skip
+        raise_if_stopped(result)
+    return result
+
+
+@dataclass(frozen=True)
+class FindPlan:
+    """The checked settings of one :func:`find_lr` call: the ladder and how to read it, the
+    repeats, the search and the snapshot."""
+
+    ladder: list[float]
+    start_lr: float
+    end_lr: float
+    mode: str
+    smoothing: float
+    diverge_threshold: float
+    refine: bool | str
+    monitor: str  # train | val
+    val_batches: int
+    budget: float  # 0: the curve alone
+    target_steps: int | None
+    repeats: int
+    snapshot: str
+    snapshot_dir: str | Path | None
+    restore: bool
+
+    @classmethod
+    def checked(
+        cls,
+        ladder: list[float],
+        start_lr: float,
+        end_lr: float,
+        mode: str,
+        smoothing: float,
+        diverge_threshold: float,
+        refine: bool | str,
+        val_loader: Iterable | None,
+        val_batches: int,
+        monitor: str | None,
+        budget: float | None,
+        target_steps: int | None,
+        repeats: int,
+        snapshot: str,
+        snapshot_dir: str | Path | None,
+        restore: bool,
+    ) -> FindPlan:
+        """One line naming the argument for each value :func:`find_lr` cannot use."""
+        from lrtool.search import default_budget
+
+        check_mode(snapshot)
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise usage_error(f"repeats: must be an integer >= 1, got {repeats!r}")
+        if budget is None:
+            budget = default_budget(target_steps)
+        check_budget(budget, target_steps)
+        if snapshot == "none" and (budget or repeats != 1):
+            raise usage_error(
+                "snapshot: none keeps no state, but the budgeted search and repeats restore "
+                "the model between runs; use snapshot='cpu' or 'disk' (or budget=0)"
+            )
+        if isinstance(val_batches, bool) or not isinstance(val_batches, int) or val_batches < 1:
+            raise usage_error(f"val_batches: must be an integer >= 1, got {val_batches!r}")
+        if not 0 <= smoothing < 1:
+            raise usage_error(f"smoothing: must be in [0, 1), got {smoothing}")
+        if not diverge_threshold > 1:
+            raise usage_error(f"diverge_threshold: must be > 1, got {diverge_threshold}")
+        if refine not in (True, False, "auto"):
+            raise usage_error(f"refine: must be True, False or 'auto', got {refine!r}")
+        if monitor is None:
+            monitor = default_monitor(val_loader is not None, budget)
+        if monitor not in ("train", "val"):
+            raise usage_error(f"monitor: must be train or val, got {monitor!r}")
+        if monitor == "val" and val_loader is None:
+            raise usage_error("monitor: val needs validation batches (val_loader)")
+        return cls(
+            ladder, start_lr, end_lr, mode, smoothing, diverge_threshold, refine, monitor,
+            val_batches, float(budget), target_steps, repeats, snapshot, snapshot_dir, restore,
+        )  # fmt: skip
+
+
+def default_monitor(has_val: bool, budget: float) -> str:
+    """What the sweep watches unless told: the validation batches when there are some and the
+    curve alone answers (budget 0), else the training loss, with the validation batches kept
+    for scoring the search. Chosen out of fold on the suggestion suite for the rules lrtool
+    ships (docs/suggestion-quality.md, "What the sweep watches")."""
+    return "val" if has_val and budget == 0 else "train"
+
+
+def sweep_and_refine(
+    loop: TrainingLoop,
+    train_loader: Iterable,
+    val_loader: Iterable | None,
+    plan: FindPlan,
+    progress: Progress | None,
+) -> RangeTestResult:
+    """One sweep up the plan's ladder, then the second, denser sweep when the first curve is
+    too weak to read; the state is restored after each, and the suggestions attached."""
+    model, optimizer = loop.model, loop.optimizer
     watched = None
-    if monitor == "val":
+    if plan.monitor == "val":
         assert val_loader is not None
 
         def watched() -> float:
-            return loop.evaluate(val_loader, val_batches).loss
+            return loop.evaluate(val_loader, plan.val_batches).loss
+
+    name = "train" if watched is None else f"val ({plan.val_batches} batches)"
 
     def sweep(ladder: list[float], low: float, high: float, mode: str) -> RangeTestResult:
-        name = "train" if watched is None else f"val ({val_batches} batches)"
         return _sweep(
-            loop, ladder, train_loader, low, high, mode, smoothing, diverge_threshold,
-            watched, name, step_progress,
+            loop, ladder, train_loader, low, high, mode, plan.smoothing, plan.diverge_threshold,
+            watched, name, progress,
         )  # fmt: skip
 
-    kept = StateSnapshot.take(model, optimizer, snapshot, snapshot_dir) if restore else None
+    keep = (plan.snapshot, plan.snapshot_dir)
+    kept = StateSnapshot.take(model, optimizer, *keep) if plan.restore else None
     try:
-        result = sweep(ladder, start_lr, end_lr, mode)
+        result = sweep(plan.ladder, plan.start_lr, plan.end_lr, plan.mode)
         stopped = result.interrupted or result.failed
-        reason = None if stopped else _refine_reason(result, refine, kept)
+        reason = None if stopped else _refine_reason(result, plan.refine, kept)
         if reason is not None:
             assert kept is not None
             kept.restore(model, optimizer)
             low, high = refine_range(result)
-            coarse = result
-            second = sweep(lr_ladder(low, high, steps, "exp"), low, high, "exp")
-            finished = not (second.interrupted or second.failed)
-            if finished and _unreadable(second) and not _unreadable(coarse):
-                # Keep the curve that can be read; the second sweep's steps still count.
-                result.discarded_steps = second.steps_run
-                result.elapsed_s += second.elapsed_s
-                result.refined_because = (
-                    f"{reason}; a second sweep over {low:.3g}..{high:.3g} could not be read "
-                    f"either, so the first curve is kept"
-                )
-            else:
-                result = second
-                result.coarse = coarse
-                result.refined_because = reason
-                result.elapsed_s += coarse.elapsed_s
+            second = sweep(lr_ladder(low, high, len(plan.ladder), "exp"), low, high, "exp")
+            result = _refined(result, second, reason, low, high)
     finally:
         if kept is not None:
             kept.restore(model, optimizer)
@@ -402,19 +493,50 @@ def find_lr(
     if result.coarse is not None:
         result.coarse.optimizer_group = result.optimizer_group
     attach_suggestions(result)
-    raise_if_stopped(result)
-    if budget > 0 and result.lrs:
-        from lrtool.verify import search_after_sweep
-
-        assert target_steps is not None
-        search_after_sweep(
-            result, model, optimizer, train_loader, loss_fn, budget, target_steps,
-            search_span(result),
-            val_loader=val_loader, val_batches=val_batches, step_fn=step_fn, options=options,
-            device=device, snapshot=snapshot, snapshot_dir=snapshot_dir,
-        )  # fmt: skip
-        raise_if_stopped(result)
     return result
+
+
+def _refined(
+    first: RangeTestResult, second: RangeTestResult, reason: str, low: float, high: float
+) -> RangeTestResult:
+    """The second sweep with the first kept as its ``coarse``, unless the second cannot be
+    read where the first could (then the first, with the second's steps counted)."""
+    finished = not (second.interrupted or second.failed)
+    if finished and _unreadable(second) and not _unreadable(first):
+        first.discarded_steps = second.steps_run
+        first.elapsed_s += second.elapsed_s
+        first.refined_because = (
+            f"{reason}; a second sweep over {low:.3g}..{high:.3g} could not be read "
+            f"either, so the first curve is kept"
+        )
+        return first
+    second.coarse = first
+    second.refined_because = reason
+    second.elapsed_s += first.elapsed_s
+    return second
+
+
+def repeated_sweeps(
+    loop: TrainingLoop,
+    train_loader: Iterable,
+    val_loader: Iterable | None,
+    plan: FindPlan,
+    progress: Progress | None,
+) -> RangeTestResult:
+    """``plan.repeats`` sweeps from the same state (a shuffling loader gives each its own data
+    order), merged into their median curve (:func:`merge_sweeps`). A stop keeps the sweeps so
+    far, merged and marked; a failed sweep is the result."""
+    runs: list[RangeTestResult] = []
+    for _ in range(plan.repeats):
+        run = sweep_and_refine(loop, train_loader, val_loader, plan, progress)
+        if run.failed:
+            return run
+        runs.append(run)
+        if run.interrupted:
+            merged = merge_sweeps(runs)
+            merged.interrupted = True
+            return merged
+    return merge_sweeps(runs)
 
 
 def raise_if_stopped(result: RangeTestResult) -> None:
@@ -426,41 +548,14 @@ def raise_if_stopped(result: RangeTestResult) -> None:
         raise RangeTestFailed(result)
 
 
-FIND_LR_ARGUMENTS = (
-    "model", "optimizer", "train_loader", "loss_fn", "start_lr", "end_lr", "steps", "mode",
-    "smoothing", "diverge_threshold", "refine", "step_fn", "accumulation_steps", "grad_clip",
-    "amp", "device", "val_loader", "val_batches", "restore", "progress", "budget",
-    "target_steps", "monitor", "repeats", "snapshot", "snapshot_dir",
-)  # fmt: skip
-
-
-def _repeated(arguments: dict[str, Any]) -> RangeTestResult:
-    """``repeats`` sweeps from the same state (a shuffling loader gives each its own data
-    order), merged into their median curve (:func:`merge_sweeps`); then the search."""
-    repeats, budget = arguments["repeats"], arguments["budget"]
-    runs: list[RangeTestResult] = []
-    for _ in range(repeats):
-        try:
-            runs.append(find_lr(**{**arguments, "repeats": 1, "budget": 0.0}))
-        except RangeTestInterrupted as stop:
-            runs.append(stop.result)
-            merged = merge_sweeps(runs)
-            merged.interrupted = True
-            raise RangeTestInterrupted(merged) from None
-    result = merge_sweeps(runs)
-    if budget > 0 and result.lrs:
-        from lrtool.verify import search_after_sweep
-
-        names = ("val_loader", "val_batches", "step_fn", "device", "snapshot", "snapshot_dir")
-        search_after_sweep(
-            result, arguments["model"], arguments["optimizer"], arguments["train_loader"],
-            arguments["loss_fn"], budget, arguments["target_steps"], search_span(result),
-            options=LoopOptions(arguments["accumulation_steps"], arguments["amp"],
-                                arguments["grad_clip"]),
-            **{k: arguments[k] for k in names},
-        )  # fmt: skip
-        raise_if_stopped(result)
-    return result
+@contextlib.contextmanager
+def _step_progress(progress: Progress | bool | None) -> Iterator[Progress | None]:
+    """The per-step callback: a rich bar for ``progress=True``, the callable as it is."""
+    if progress is True:
+        with progress_bar() as bar:
+            yield bar
+    else:
+        yield progress if callable(progress) else None
 
 
 def check_api_inputs(optimizer: Any, train_loader: Any) -> None:

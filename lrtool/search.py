@@ -167,6 +167,13 @@ SEARCH_PARAMS: dict[float, SearchParams] = {
 DEFAULT_BUDGET = 0.5
 
 
+def default_budget(target_steps: int | None) -> float:
+    """The budget of ``find_lr(budget=None)`` and of ``lrtool find`` without ``find.budget``:
+    :data:`DEFAULT_BUDGET` when the length of the training the LR is for is known, else 0
+    (the curve alone)."""
+    return DEFAULT_BUDGET if target_steps is not None else 0.0
+
+
 def params_for_budget(budget: float) -> SearchParams | None:
     """The settings of the largest tabled budget not above ``budget`` (the smallest for a
     budget below every level); None for budget 0."""

@@ -27,6 +27,10 @@ from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle
 from lrtool.snapshot import StateSnapshot, check_mode
 
 OFFSETS = (-0.5, 0.0, 0.5)  # decades around the suggestion
+# The validation batches a search candidate (or a verify trial) is scored on: a final score
+# is read once per candidate, so it can afford more batches than the sweep's per-step monitor
+# (find_lr's val_batches, 4), and the suite scores the search on the whole validation split.
+SEARCH_VAL_BATCHES = 8
 TAIL = 0.2  # without validation batches, the score is the mean loss of the last 20% of steps
 
 
@@ -158,7 +162,7 @@ def verify_lr(
     steps: int = 100,
     offsets: Iterable[float] = OFFSETS,
     val_loader: Iterable | None = None,
-    val_batches: int = 8,
+    val_batches: int = SEARCH_VAL_BATCHES,
     step_fn: StepFn | None = None,
     amp: str | None = None,
     device: str | torch.device | None = None,

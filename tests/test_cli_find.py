@@ -221,3 +221,48 @@ def test_debug_shows_traceback(tmp_path):
     cfg = write_config(tmp_path, "find: {end_lr: 1.0e-9}")
     result = invoke("--debug", "find", cfg)
     assert result.exit_code != 0 and result.exception is not None
+
+
+DEFAULTS_CONFIG = """
+seed: 3
+device: cpu
+data: {source: synthetic, n_samples: 512, n_features: 8, n_classes: 3, batch_size: 32}
+model: {name: mlp, hidden: [16]}
+optimizer: {name: adam, lr: 0.001}
+train: {steps: 60}
+"""
+
+
+@pytest.mark.parametrize("budget", [None, 0])
+def test_find_lr_at_its_defaults_gives_what_lrtool_find_gives(tmp_path, budget):
+    """One find path: with a validation split and the training length, ``find_lr`` at its
+    own defaults runs the same sweep, monitor and search as ``lrtool find`` with no ``find``
+    settings (budget None: the default search; budget 0: the curve alone)."""
+    from lrtool import find_lr
+    from lrtool.config import load_config
+    from lrtool.jobs.common import LoadedConfig, prepare
+
+    text = DEFAULTS_CONFIG + ("" if budget is None else f"find: {{budget: {budget}}}\n")
+    config_path = write_config(tmp_path, text)
+    out = tmp_path / "run"
+    cli = invoke("find", config_path, "--out", out, "--no-plot", "--json")
+    assert cli.exit_code == 0, cli.output
+    summary = json.loads((out / "summary.json").read_text())
+
+    setup = prepare(LoadedConfig(load_config(config_path), str(config_path), tmp_path))
+    extra = {} if budget is None else {"budget": budget}
+    api = find_lr(
+        setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
+        val_loader=setup.data.val, target_steps=60, **extra,
+    )  # fmt: skip
+    rows = list(csv.DictReader((out / "range_test.csv").open()))
+    assert [float(r["loss"]) for r in rows] == pytest.approx(api.losses, rel=1e-6)
+    assert summary["monitor"] == api.monitor == ("train" if budget is None else "val (4 batches)")
+    assert summary["lr"] == pytest.approx(api.lr, rel=1e-6)
+    assert summary["onecycle_max_lr"] == pytest.approx(api.onecycle_max_lr, rel=1e-6)
+    searched = summary.get("verify")
+    assert (searched is None) == (api.verification is None) == (budget == 0)
+    if searched:
+        tried = [c["lr"] for c in searched["candidates"]]
+        assert tried == pytest.approx([c.lr for c in api.verification.candidates], rel=1e-9)
+        assert searched["monitor"] == api.verification.monitor

@@ -38,7 +38,6 @@ FILES = [RANGE_TEST_FILE, FIRST_SWEEP_FILE, VERIFY_FILE, SUMMARY_FILE]
 # the suggestion rules read (and the plot draws).
 RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
 VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept", "rung"]
-SEARCH_VAL_BATCHES = 8  # the validation batches a search candidate is scored on
 SMOKE_STEPS = 60  # --smoke: a short sweep unless --steps says otherwise
 
 
@@ -159,85 +158,48 @@ def range_test_or_partial(
 
 
 def find(loaded: LoadedConfig, backend: str = "auto", progress: Progress | None = None):  # type: ignore[no-untyped-def]
-    """The range test a config describes: one sweep, or ``find.repeats`` sweeps merged into
-    a median curve, then the budgeted search when ``find.budget`` (or ``verify``) asks."""
-    from lrtool.finder import RangeTestFailed, RangeTestInterrupted
+    """The range test a config describes, run by :func:`lrtool.find_lr` with the arguments
+    :func:`find_arguments` reads from the config: the same engine, defaults and search as the
+    Python API."""
+    from lrtool.finder import RangeTestFailed, RangeTestInterrupted, find_lr
 
     setup = prepare(loaded, backend)
     try:
-        if loaded.config.find.repeats == 1:
-            result = range_test(setup, progress)
-        else:
-            result = repeated_range_test(setup, loaded.config.find.repeats, progress)
+        result = find_lr(
+            setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
+            progress=progress, **find_arguments(setup),
+        )  # fmt: skip
     except (RangeTestInterrupted, RangeTestFailed) as stop:
         stop.result.context = run_context(setup)
         raise
     result.context = run_context(setup)
-    budget = search_budget(loaded.config)
-    if budget > 0 and result.lrs:
-        from lrtool.finder import raise_if_stopped
-
-        search_suggestion(setup, result, budget)
-        raise_if_stopped(result)
     return result
 
 
-def range_test(
-    setup: Setup, progress: Progress | None = None, order_seed: int | None = None
-) -> RangeTestResult:
-    """One range test with the config's ``find`` and ``loop`` settings (``order_seed``
-    varies the data order)."""
-    from lrtool.data import TensorBatches
-    from lrtool.finder import find_lr
-
+def find_arguments(setup: Setup) -> dict[str, Any]:
+    """The keyword arguments of :func:`lrtool.find_lr` that a config's ``find`` and ``loop``
+    sections, its validation split and its training length stand for."""
     config = setup.config
     f = config.find
-    batches = setup.fresh_train_batches()
-    if order_seed is not None and isinstance(batches, TensorBatches):
-        batches.seed = order_seed
-    options = config.loop.options()
-    return find_lr(
-        setup.model,
-        setup.optimizer,
-        batches,
-        setup.loss_fn,
-        start_lr=f.start_lr,
-        end_lr=f.end_lr,
-        steps=f.steps,
-        mode=f.mode,
-        smoothing=f.smoothing,
-        diverge_threshold=f.diverge_threshold,
-        refine=f.refine,
-        accumulation_steps=options.accumulation_steps,
-        grad_clip=options.grad_clip,
-        amp=options.amp,
-        device=setup.device,
-        val_loader=setup.data.val if f.monitor == "val" else None,
-        val_batches=f.val_batches,
-        monitor=f.monitor,
-        progress=progress,
-        snapshot=f.snapshot,
-        snapshot_dir=_snapshot_dir(setup),
-    )
-
-
-def repeated_range_test(
-    setup: Setup, repeats: int, progress: Progress | None = None
-) -> RangeTestResult:
-    """K sweeps from the same weights with different data orders, merged step by step
-    (:func:`lrtool.finder.merge_sweeps`)."""
-    from lrtool.finder import RangeTestInterrupted, merge_sweeps
-
-    runs: list[RangeTestResult] = []
-    for k in range(repeats):
-        try:
-            runs.append(range_test(setup, progress, order_seed=setup.config.seed + 1000 * (k + 1)))
-        except RangeTestInterrupted as stop:
-            runs.append(stop.result)
-            merged = merge_sweeps(runs)
-            merged.interrupted = True
-            raise RangeTestInterrupted(merged) from None
-    return merge_sweeps(runs)
+    return {
+        "start_lr": f.start_lr,
+        "end_lr": f.end_lr,
+        "steps": f.steps,
+        "mode": f.mode,
+        "smoothing": f.smoothing,
+        "diverge_threshold": f.diverge_threshold,
+        "refine": f.refine,
+        "options": config.loop.options(),
+        "device": setup.device,
+        "val_loader": setup.data.val,
+        "val_batches": f.val_batches,
+        "monitor": None if f.monitor == "auto" else f.monitor,  # None: find_lr's default
+        "repeats": f.repeats,
+        "budget": search_budget(config),
+        "target_steps": f.verify_steps or config.train.steps,
+        "snapshot": f.snapshot,
+        "snapshot_dir": _snapshot_dir(setup),
+    }
 
 
 def search_budget(config: Any) -> float:
@@ -250,23 +212,6 @@ def search_budget(config: Any) -> float:
     if config.find.verify is True:
         return max(budget, 1.0)
     return budget
-
-
-def search_suggestion(setup: Setup, result: RangeTestResult, budget: float) -> None:
-    """The budgeted search: constant-LR trainings seeded by the curve, at most ``budget``
-    times ``find.verify_steps`` (default ``train.steps``) steps, scored on the validation
-    batches when the data has them; its LRs become the answer."""
-    from lrtool.finder import search_span
-    from lrtool.verify import search_after_sweep
-
-    config = setup.config
-    search_after_sweep(
-        result, setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
-        budget, config.find.verify_steps or config.train.steps, search_span(result),
-        val_loader=setup.data.val, val_batches=SEARCH_VAL_BATCHES, device=setup.device,
-        options=config.loop.options(), snapshot=config.find.snapshot,
-        snapshot_dir=_snapshot_dir(setup),
-    )  # fmt: skip
 
 
 def _snapshot_dir(setup: Setup) -> Path | None:

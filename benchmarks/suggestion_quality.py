@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -330,21 +331,28 @@ class Scored:
     extra_steps: float = 0.0  # mean training steps beyond the range test, in target runs
 
 
-def lofo(runs: list[Run]) -> tuple[list[Scored], dict[str, str], dict[str, object]]:
-    """Out-of-fold regrets for lrtool's rules at every budget; the all-family fits."""
+def lofo(
+    runs: list[Run], fit_runs: list[Run] | None = None
+) -> tuple[list[Scored], dict[str, str], dict[str, object]]:
+    """Out-of-fold regrets for lrtool's rules at every budget; the all-family fits.
+
+    ``fit_runs`` (the same runs with other curves: the training-loss sweeps) are the curves
+    the rule is fitted on when they are not the curves it reads (``--monitor val-train-rule``).
+    """
     families = sorted({r.family for r in runs})
     fam = np.array([r.family for r in runs])
     table = curve_table(runs)
+    fitted_on = table if fit_runs is None else curve_table(fit_runs)
     oof = {u: np.ones(len(runs)) for u in USES}
     fold_fits: dict[str, CurveFit] = {}
     for f in families:
         train, test = fam != f, fam == f
-        fit = fit_curve(table, train, choose_structure(table, fam, train))
+        fit = fit_curve(fitted_on, train, choose_structure(fitted_on, fam, train))
         fold_fits[f] = fit
         for use in USES:
             oof[use][test] = curve_regret(table, fit, use)[test]
     everything = np.ones(len(runs), dtype=bool)
-    full_fit = fit_curve(table, everything, choose_structure(table, fam, everything))
+    full_fit = fit_curve(fitted_on, everything, choose_structure(fitted_on, fam, everything))
     sweep_steps = table.steps[full_fit.setting].mean()
     scored = [Scored("lrtool (curve only, budget 0)", oof)]
     chosen: dict[str, str] = {"curve": full_fit.describe(table)}
@@ -595,9 +603,65 @@ def target_rows(scored: list[Scored], others: list[Scored]) -> list[str]:
     return rows
 
 
-def report(runs: list[Run]) -> tuple[str, dict[str, object]]:
+# What the sweep watches: the variants lrtool can ship with its constants (fitted on the
+# training-loss sweeps), and, for comparison only, the val sweeps read by a rule refitted on them.
+MONITORS = {
+    "train": "training loss",
+    "val-train-rule": "val batches, read by the shipped rule",
+    "val": "val batches, rule refitted on them (not shipped)",
+}
+SHIPPABLE = ("train", "val-train-rule")
+
+
+def monitor_runs(cache: dict[str, Any], variant: str) -> tuple[list[Run], list[Run] | None]:
+    """(the runs whose curves are read, the runs the rule is fitted on; None: the same)."""
+    runs = load_runs(cache, monitor=variant.removesuffix("-train-rule"))
+    if variant != "val-train-rule":
+        return runs, None
+    by_key = {r.key: r for r in load_runs(cache)}
+    return runs, [by_key[r.key] for r in runs]
+
+
+def monitor_scores(cache: dict[str, Any]) -> dict[str, list[Scored]]:
+    """Out-of-fold regrets of every variant of :data:`MONITORS` at every budget, on the runs
+    that have both kinds of sweep."""
+    return {v: lofo(*monitor_runs(cache, v))[0] for v in MONITORS}
+
+
+def mean_figure(s: Scored) -> float:
+    """What chooses the monitor: the mean of the median and the 90th percentile of both uses."""
+    return float(np.mean([summary(list(s.regret[u]))[i] for u in USES for i in (0, 1)]))
+
+
+def best_monitor(scores: dict[str, list[Scored]], budget: float) -> str:
+    """The shippable variant with the lowest :func:`mean_figure` at ``budget``."""
+    name = "lrtool (curve only, budget 0)" if budget == 0 else f"lrtool --budget {budget:g}"
+    return min(SHIPPABLE, key=lambda v: mean_figure(next(s for s in scores[v] if s.name == name)))
+
+
+def monitor_rows(scores: dict[str, list[Scored]]) -> list[str]:
+    """The trade-off table: monitor x budget, with the extra training each costs."""
+    rows = [
+        "| sweep watches | budget | constant: median | p90 | 1cycle: median | p90 | mean | "
+        "extra training |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, label in MONITORS.items():
+        for s in scores[variant]:
+            budget = "0" if "budget 0)" in s.name else s.name.split()[-1]
+            cells = [f"{summary(list(s.regret[u]))[i]:.3f}" for u in USES for i in (0, 1)]
+            cost = f"{s.extra_steps:.2f} runs" if s.extra_steps else "0"
+            rows.append(
+                f"| {label} | {budget} | {' | '.join(cells)} | {mean_figure(s):.3f} | {cost} |"
+            )
+    return rows
+
+
+def report(
+    runs: list[Run], fit_runs: list[Run] | None = None, cache: dict[str, Any] | None = None
+) -> tuple[str, dict[str, object]]:
     started = time.perf_counter()
-    scored, chosen, deployed = lofo(runs)
+    scored, chosen, deployed = lofo(runs, fit_runs)
     others = peers(runs)
     lines = ["**Out of fold (leave one family out), every run of the suite**", ""]
     lines += table_rows(scored[:1] + others)
@@ -627,6 +691,17 @@ def report(runs: list[Run]) -> tuple[str, dict[str, object]]:
         f"Range test: {deployed['sweep_steps']:.0f} sweep steps on average (first sweep "
         f"plus the second when it is triggered), over {len(runs)} runs.",
     ]
+    if cache is not None:
+        scores = monitor_scores(cache)
+        picks = {b: best_monitor(scores, b) for b in (0.0, *BUDGETS)}
+        deployed["monitor_picks"] = picks
+        lines += ["", "**What the sweep watches (out of fold)**", ""]
+        lines += monitor_rows(scores)
+        lines += [
+            "",
+            "Best shippable monitor by the mean of the four figures: "
+            + ", ".join(f"budget {b:g}: {MONITORS[v]}" for b, v in picks.items()),
+        ]
     print(f"scored in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return "\n".join(lines), deployed
 
@@ -639,6 +714,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--write-docs", action="store_true", help="regenerate the docs page")
     parser.add_argument("--cache", type=Path, help="the cache file (default: the committed one)")
+    parser.add_argument(
+        "--monitor", choices=("train", "val", "val-train-rule"), default="train",
+        help="score the sweeps that watched the training loss or the validation batches "
+        "(val-train-rule: val sweeps read by the rule fitted on the training-loss sweeps)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         path = args.cache or suggestion_suite.QUICK_CACHE
@@ -646,11 +726,11 @@ def main(argv: list[str] | None = None) -> int:
         cache = suggestion_suite.load(path)
     else:
         cache = suggestion_suite.load(args.cache or suggestion_suite.CACHE)
-    runs = load_runs(cache)
+    runs, fit_runs = monitor_runs(cache, args.monitor)
     if len({r.family for r in runs}) < 2:
         print(f"{len(runs)} runs: need at least two families to cross-validate")
         return 1
-    text, deployed = report(runs)
+    text, deployed = report(runs, fit_runs, cache if args.monitor == "train" else None)
     print(text)
     print("\nlrtool's constants from this fit:", file=sys.stderr)
     for name, value in shipped_constants(deployed).items():

@@ -177,11 +177,43 @@ def curve_job(name: str, seed: int) -> dict[str, Any]:
     }
 
 
+VAL_BATCHES = 4  # find_lr's val_batches: the monitored loss of a val-monitored sweep
+
+
+def val_curve_job(name: str, seed: int) -> dict[str, Any]:
+    """The two raw sweeps of ``find_lr`` monitoring the first ``VAL_BATCHES`` validation
+    batches after each step (``monitor="val"``, what ``lrtool find`` reads by default when the
+    data has a validation split); the second sweep over ``refine_range`` of the first."""
+    from lrtool.finder import find_lr, refine_range
+
+    task = TASKS[name]
+    model, batches, xv, yv = _setup(name, seed)
+    size = task.batch_size
+    val = [(xv[i : i + size], yv[i : i + size]) for i in range(0, len(xv), size)][:VAL_BATCHES]
+    optimizer = task.make_optimizer(model.parameters(), 1e-3)
+    sweep = {"refine": False, "val_loader": val, "val_batches": VAL_BATCHES, "monitor": "val"}
+    first = find_lr(model, optimizer, batches, task.loss_fn(), **sweep, **SWEEP)
+    low, high = refine_range(first)
+    second = find_lr(
+        model, optimizer, batches, task.loss_fn(), **sweep, start_lr=low, end_lr=high,
+        steps=SWEEP["steps"],
+    )  # fmt: skip
+    return {
+        "first": {"lrs": first.lrs, "losses": first.losses},
+        "second": {"lrs": second.lrs, "losses": second.losses},
+    }
+
+
 def _run(job: tuple) -> tuple[str, Any]:
     kind, name, seed, *rest = job
     if kind == "curve":
         return _key(job), curve_job(name, seed)
+    if kind == "valcurve":
+        return _key(job), val_curve_job(name, seed)
     return _key(job), grid_job(name, seed, rest[0])
+
+
+KINDS = ("curve", "valcurve", "grid")
 
 
 def _key(job: tuple) -> str:
@@ -210,13 +242,15 @@ def save(cache: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def build(names: list[str], seeds: list[int], workers: int, path: Path) -> dict[str, Any]:
+def build(
+    names: list[str], seeds: list[int], workers: int, path: Path, kinds: tuple[str, ...] = KINDS
+) -> dict[str, Any]:
     cache = load(path)
-    jobs = [("curve", n, s) for n in names for s in seeds]
+    jobs: list[tuple] = [(k, n, s) for k in ("curve", "valcurve") for n in names for s in seeds]
     jobs += [
         ("grid", n, s, sched) for n in names for s in seeds for sched in ("constant", "onecycle")
     ]
-    todo = [j for j in jobs if _key(j) not in cache]
+    todo = [j for j in jobs if _key(j) not in cache and j[0] in kinds]
     # The slow families first, so that the two workers finish together.
     todo.sort(
         key=lambda j: (
@@ -247,11 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--tasks", nargs="*", help="only these tasks")
     parser.add_argument("--cache", type=Path, help="the cache file (default: the committed one)")
+    parser.add_argument("--kinds", nargs="*", choices=KINDS, default=list(KINDS))
     args = parser.parse_args(argv)
     names = list(QUICK) if args.quick else (args.tasks or list(TASKS))
     seeds = [0] if args.quick else list(SEEDS)
     path = args.cache or (QUICK_CACHE if args.quick else CACHE)
-    build(names, seeds, args.jobs, path)
+    build(names, seeds, args.jobs, path, tuple(args.kinds))
     return 0
 
 

@@ -108,8 +108,12 @@ def _grid(entries: list[dict[str, Any]], untrained: float, constant: bool) -> Gr
     return Grid(log_lrs, np.array(regret), prefix, marks, best)
 
 
-def load_runs(cache: dict[str, Any], names: list[str] | None = None) -> list[Run]:
-    """Every (task, seed) of the cache that has its curves and both grids."""
+def load_runs(
+    cache: dict[str, Any], names: list[str] | None = None, monitor: str = "train"
+) -> list[Run]:
+    """Every (task, seed) of the cache that has its curves and both grids; ``monitor="val"``
+    reads the sweeps that watched validation batches (``valcurve``) instead of the training
+    loss."""
     runs = []
     for key, curve in sorted(cache.items()):
         if not key.startswith("curve|"):
@@ -117,6 +121,11 @@ def load_runs(cache: dict[str, Any], names: list[str] | None = None) -> list[Run
         _, name, seed = key.split("|")
         if names is not None and name not in names:
             continue
+        if monitor == "val":
+            watched = cache.get(f"valcurve|{name}|{seed}")
+            if watched is None:
+                continue
+            curve = {**curve, **watched}
         grids = {s: cache.get(f"grid|{name}|{seed}|{s}") for s in ("constant", "onecycle")}
         if any(g is None for g in grids.values()) or name not in TASKS:
             continue

@@ -19,8 +19,9 @@ def scored():
     import suggestion_suite
     from suite_scoring import load_runs
 
-    runs = load_runs(suggestion_suite.load())
-    text, deployed = suggestion_quality.report(runs)
+    cache = suggestion_suite.load()
+    runs = load_runs(cache)
+    text, deployed = suggestion_quality.report(runs, None, cache)
     return runs, text, deployed
 
 
@@ -45,6 +46,20 @@ def test_lrtool_ships_the_cross_validated_fit(scored):
     assert suggest.CONSTANT_RULES == fit["CONSTANT_RULES"]
     assert suggest.ONECYCLE_RULES == fit["ONECYCLE_RULES"]
     assert search.SEARCH_PARAMS == fit["SEARCH_PARAMS"]
+
+
+def test_the_default_monitor_is_the_best_measured_one(scored):
+    """find_lr's monitor=None (and find.monitor: auto) watches what the out-of-fold table
+    says is best at that budget, among the variants lrtool's fitted constants can read."""
+    from lrtool.finder import default_monitor
+    from lrtool.search import DEFAULT_BUDGET
+
+    _, _, deployed = scored
+    picks = deployed["monitor_picks"]
+    for budget in (0.0, DEFAULT_BUDGET):
+        measured = "val" if picks[budget] == "val-train-rule" else "train"
+        assert default_monitor(True, budget) == measured, (budget, picks)
+        assert default_monitor(False, budget) == "train"
 
 
 def test_docs_page_is_generated_from_the_cache(scored):

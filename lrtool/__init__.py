@@ -26,23 +26,29 @@ _LAZY = {
     "find_lr": "lrtool.finder",
     "RangeTestResult": "lrtool.finder",
     "RangeTestInterrupted": "lrtool.finder",
+    "RangeTestFailed": "lrtool.finder",
     "lr_ladder": "lrtool.finder",
     "LrtoolScheduler": "lrtool.torch_adapter",
     "verify_lr": "lrtool.verify",
     "VerifyResult": "lrtool.verify",
     "train": "lrtool.trainer",
     "TrainResult": "lrtool.trainer",
+    "TrainInterrupted": "lrtool.trainer",
+    "TrainFailed": "lrtool.trainer",
+    "LoopOptions": "lrtool.loop",
     "Recommendation": "lrtool.suggest",
     "RULES": "lrtool.suggest",
     "TensorBatches": "lrtool.data",
-    "retain_freed_memory": "lrtool.heap",
 }
+# Reachable as before, but not part of the public API listed in __all__: a glibc allocator
+# setting, not a learning-rate tool.
+_UNLISTED = {"retain_freed_memory": "lrtool.heap"}
 
 __all__ = ["LrtoolError", "SCHEDULES", "Schedule", "build_schedule", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _LAZY.get(name) or _UNLISTED.get(name)
     if module is None:
         raise AttributeError(f"module 'lrtool' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError, describe_exception, usage_error
-from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
+from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle, loop_options
 from lrtool.search import check_budget
 from lrtool.snapshot import StateSnapshot, check_mode
 from lrtool.suggest import DebiasedEma, Recommendation, lrtool_constant, recommend, run_rules
@@ -259,7 +259,7 @@ def find_lr(
     diverge_threshold: float = 4.0,
     refine: bool | str = "auto",
     step_fn: StepFn | None = None,
-    accumulation_steps: int = 1,
+    accumulation_steps: int | None = None,
     grad_clip: float | None = None,
     amp: str | None = None,
     device: str | torch.device | None = None,
@@ -326,8 +326,7 @@ def find_lr(
     rank's own shards. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
     """
     check_api_inputs(optimizer, train_loader)
-    if options is None:
-        options = LoopOptions(accumulation_steps, amp, grad_clip)
+    options = loop_options(options, accumulation_steps, amp, grad_clip)
     plan = FindPlan.checked(
         lr_ladder(start_lr, end_lr, steps, mode), start_lr, end_lr, mode, smoothing,
         diverge_threshold, refine, val_loader, val_batches, monitor, budget, target_steps,

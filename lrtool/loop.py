@@ -70,6 +70,30 @@ class LoopOptions:
             raise usage_error(f"grad_clip: must be a positive finite number or None, got {clip!r}")
 
 
+def loop_options(
+    options: LoopOptions | None,
+    accumulation_steps: int | None = None,
+    amp: str | None = None,
+    grad_clip: float | None = None,
+) -> LoopOptions:
+    """The :class:`LoopOptions` of an API call: ``options`` as given, or built from the flat
+    shortcuts (``find_lr``, ``verify_lr`` and ``train`` take both); giving both is an error
+    rather than a silent choice of one."""
+    flat = {"accumulation_steps": accumulation_steps, "amp": amp, "grad_clip": grad_clip}
+    given = {k: v for k, v in flat.items() if v is not None}
+    if options is None:
+        return LoopOptions(**given)
+    if not isinstance(options, LoopOptions):
+        raise usage_error(
+            f"options: expected lrtool.LoopOptions(...), got {type(options).__name__}"
+        )
+    if given:
+        raise usage_error(
+            f"options: pass LoopOptions or the shortcut keywords ({', '.join(given)}), not both"
+        )
+    return options
+
+
 @dataclass
 class Evaluation:
     """The mean loss over the evaluated batches, and the accuracy where it applies."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError, describe_exception
-from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle
+from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle, loop_options
 from lrtool.schedules import Schedule
 from lrtool.suggest import DebiasedEma, debiased_ema
 from lrtool.torch_adapter import LrtoolScheduler
@@ -111,7 +112,7 @@ def train(
     schedule: Schedule,
     steps: int,
     *,
-    val_batches: Iterable | None = None,
+    val_loader: Iterable | None = None,
     eval_every: int = 25,
     classification: bool = True,
     grad_clip: float | None = None,
@@ -120,16 +121,31 @@ def train(
     progress: Progress | None = None,
     step_fn: StepFn | None = None,
     options: LoopOptions | None = None,
+    accumulation_steps: int | None = None,
+    amp: str | None = None,
+    val_batches: Iterable | None = None,
 ) -> TrainResult:
     """Train for ``steps`` optimizer steps; step t uses exactly ``schedule(t)``.
 
     Evaluates before training (step 0) and after every ``eval_every`` steps and the last one:
     val loss, plus accuracy for classification. A ``plateau`` schedule is fed the val loss.
-    ``options`` (accumulation, AMP, clipping: :class:`lrtool.loop.LoopOptions`) shape every
-    step; ``grad_clip`` is a shorthand for ``LoopOptions(grad_clip=...)``.
+    ``val_loader`` holds the validation batches (``val_batches``, its old name, still works
+    and warns). ``options`` (accumulation, AMP, clipping: :class:`lrtool.loop.LoopOptions`)
+    shape every step; ``accumulation_steps``, ``amp`` and ``grad_clip`` are shortcuts for its
+    fields, as in :func:`lrtool.find_lr`.
     A non-finite training loss stops the run (``stop_reason`` says so); Ctrl-C raises
     :class:`TrainInterrupted` with the partial result.
     """
+    if val_batches is not None:
+        if val_loader is not None:
+            raise LrtoolError("train: pass val_loader (val_batches is its old name), not both")
+        warnings.warn(
+            "train(val_batches=...) is renamed val_loader=..., as in find_lr and verify_lr",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        val_loader = val_batches
+    val_batches = val_loader
     monitored = getattr(schedule, "monitor", "val_loss")
     if schedule.stateful and val_batches is None and monitored != "train_loss":
         raise LrtoolError(
@@ -137,7 +153,7 @@ def train(
             f"data.val_fraction > 0, or monitor=train_loss)"
         )
     result = TrainResult(label or schedule.name, schedule.name, steps_requested=steps)
-    options = options or LoopOptions(grad_clip=grad_clip)
+    options = loop_options(options, accumulation_steps, amp, grad_clip)
     loop = TrainingLoop(model, optimizer, loss_fn, step_fn=step_fn, options=options, device=device)
     driver = LrtoolScheduler(optimizer, schedule)
     ema = DebiasedEma(SMOOTH_BETA)

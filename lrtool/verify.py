@@ -23,7 +23,7 @@ from torch import nn
 
 from lrtool.errors import describe_exception, usage_error
 from lrtool.heartbeat import phase_started
-from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle
+from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle, loop_options
 from lrtool.snapshot import StateSnapshot, check_mode
 
 OFFSETS = (-0.5, 0.0, 0.5)  # decades around the suggestion
@@ -172,6 +172,8 @@ def verify_lr(
     options: LoopOptions | None = None,
     snapshot: str = "cpu",
     snapshot_dir: str | Path | None = None,
+    accumulation_steps: int | None = None,
+    grad_clip: float | None = None,
 ) -> VerifyResult:
     """Train ``steps`` steps at each candidate around ``lr`` (constant) and ``onecycle_max_lr``
     (1cycle), each from the same initial state, and keep the lowest final loss per use.
@@ -187,14 +189,14 @@ def verify_lr(
     given, else the mean training loss over the last 20% of the steps. A candidate whose loss
     turns NaN/Inf scores NaN and is never kept. The model and optimizer are restored afterwards.
     ``options`` (accumulation, AMP, clipping: :class:`lrtool.loop.LoopOptions`) apply to
-    every training; ``amp`` is a shorthand for ``LoopOptions(amp=...)``. ``snapshot`` keeps
+    every training; ``accumulation_steps``, ``amp`` and ``grad_clip`` are shortcuts for its
+    fields. ``snapshot`` keeps
     the initial state on the CPU (``"cpu"``) or in a temporary folder (``"disk"``, under
     ``snapshot_dir``): see :mod:`lrtool.snapshot`; each training starts from it.
     """
     from lrtool.schedules import build_schedule, get_spec
 
-    if options is None:
-        options = LoopOptions(amp=amp)
+    options = loop_options(options, accumulation_steps, amp, grad_clip)
     check_mode(snapshot)
     if snapshot == "none":
         raise usage_error(

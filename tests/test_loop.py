@@ -157,7 +157,7 @@ def test_every_engine_takes_the_loop_options():
     assert [c.score for c in checked.candidates] != [c.score for c in free.candidates]
 
     schedule = build_schedule("constant", {"lr": 1.0, "total_steps": 20})
-    held = train(model, opt, data, loss_fn, schedule, 20, val_batches=data[:1], options=clip)
-    moved = train(model, opt, data, loss_fn, schedule, 20, val_batches=data[:1])
+    held = train(model, opt, data, loss_fn, schedule, 20, val_loader=data[:1], options=clip)
+    moved = train(model, opt, data, loss_fn, schedule, 20, val_loader=data[:1])
     assert abs(held.train_losses[-4] - held.train_losses[0]) < 1e-3
     assert abs(moved.train_losses[-4] - moved.train_losses[0]) > 1e-2

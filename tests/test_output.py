@@ -101,7 +101,7 @@ def test_two_panel_train_plot_fits_an_80x24_terminal():
     batches = [(x[i : i + 32], (x[i : i + 32, 0] > 0).long()) for i in range(0, 128, 32)]
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     schedule = build_schedule("onecycle", {"max_lr": 0.5, "total_steps": 60})
-    result = train(model, opt, batches, nn.CrossEntropyLoss(), schedule, 60, val_batches=batches)
+    result = train(model, opt, batches, nn.CrossEntropyLoss(), schedule, 60, val_loader=batches)
     summary = {
         "schedule": "onecycle", "final_accuracy": result.final_accuracy,
         "final_val_loss": result.final_val_loss, "best_val_loss": result.best_val_loss,

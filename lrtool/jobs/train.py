@@ -379,7 +379,7 @@ def train_schedule(
             setup.loss_fn,
             schedule,
             config.train.steps,
-            val_batches=setup.data.val,
+            val_loader=setup.data.val,
             eval_every=config.train.eval_every,
             classification=setup.data.task == "classification",
             device=setup.device,

@@ -56,7 +56,15 @@ def handle_errors(fn: F) -> F:
         try:
             with interrupts.handled():
                 result = fn(*args, **kwargs)
+                late = interrupts.late()
             finished = True
+            if late is not None:  # the results were written whole, then the signal is obeyed
+                name = interrupts.signal_name()
+                _stderr().print(
+                    f"stopped ({name}) after the results were written: they are complete",
+                    markup=False,
+                )
+                raise typer.Exit(interrupts.exit_code())
             return result
         except typer.Exit:
             finished = True

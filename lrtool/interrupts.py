@@ -1,12 +1,15 @@
-"""Ctrl-C, SIGTERM and SIGHUP: one way to stop a run, and nothing lost doing it.
+"""Ctrl-C, SIGTERM, SIGHUP and the other stop signals: one way to stop a run, and nothing
+lost doing it.
 
-While a command runs, the three signals are handled alike: the first one raises
+While a command runs, the signals of :data:`SIGNALS` are handled alike: the first one raises
 :class:`Interrupted` (a ``KeyboardInterrupt``) where the program is, so the engine returns its
 partial result and the job writes it, marked interrupted. Signals after the first do not
 raise: the run is already stopping and writing what it has, and a second Ctrl-C must not lose
 that. Around the writing of result files, :func:`deferred` holds even the first signal until
-the files are in place. The exit code says which signal it was: 130 (SIGINT), 143 (SIGTERM),
-129 (SIGHUP), as shells report them.
+the files are in place; one that arrives while a run's final results are written is
+:func:`late`: the results are complete, the command reports them, then exits with the
+signal's code. The exit code says which signal it was: 128 + its number, as shells report
+them (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
 """
 
 from __future__ import annotations
@@ -18,8 +21,22 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
+# Every signal whose default action ends the process and that a user or a scheduler sends to
+# stop a run: Ctrl-C, kill, a closed terminal, Ctrl-\\, a CPU-time limit (ulimit -t), an alarm,
+# and the user signals batch systems send before a kill.
 SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+    getattr(signal, name)
+    for name in (
+        "SIGINT",
+        "SIGTERM",
+        "SIGHUP",
+        "SIGQUIT",
+        "SIGXCPU",
+        "SIGALRM",
+        "SIGUSR1",
+        "SIGUSR2",
+    )  # fmt: skip
+    if hasattr(signal, name)
 )
 
 _received: list[int] = []  # every signal of this run, in order
@@ -67,6 +84,7 @@ def handled() -> Iterator[None]:
         yield
         return
     _received.clear()
+    _late.clear()
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
     try:
         yield
@@ -76,8 +94,9 @@ def handled() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deferred() -> Iterator[None]:
-    """Hold stop signals while result files are written; raise after, if one came."""
+def deferred(raise_after: bool = True) -> Iterator[None]:
+    """Hold stop signals while result files are written; raise after, if one came (or, with
+    ``raise_after=False``, leave it for the command to report: :func:`late`)."""
     before = len(_received)
     _held[0] += 1
     try:
@@ -85,7 +104,18 @@ def deferred() -> Iterator[None]:
     finally:
         _held[0] -= 1
     if len(_received) > before and before == 0 and not _held[0]:
-        raise Interrupted(_received[0])
+        if raise_after:
+            raise Interrupted(_received[0])
+        _late.append(_received[0])
+
+
+_late: list[int] = []  # signals held while complete results were written
+
+
+def late() -> int | None:
+    """The stop signal that arrived while a run's results were written (they are complete),
+    or None."""
+    return _late[0] if _late else None
 
 
 def ignore_in_worker() -> None:

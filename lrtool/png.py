@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ def check_png_target(path: Path, force: bool) -> None:
 
 
 def write_png(kind: str, path: Path, force: bool, **data: Any) -> Path:
+    from lrtool.outputs import place, temporary_beside
+
     check_png_target(path, force)
     import matplotlib
 
@@ -41,11 +42,11 @@ def write_png(kind: str, path: Path, force: bool, **data: Any) -> Path:
     try:
         _DRAW[kind](fig, **data)
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+        fd, tmp = temporary_beside(path)  # the umask's mode, like every result file
         os.close(fd)
         try:
             fig.savefig(tmp, format="png", dpi=DPI)
-            os.replace(tmp, path)
+            place(tmp, path, force)  # never over a file created meanwhile, unless --force
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -48,8 +48,14 @@ def _lrtool(*args: str, **kwargs: object) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    ("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
-)
+    ("sig", "code"),
+    [
+        (signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130),
+        # Ctrl-\\, a CPU-time limit (ulimit -t), an alarm, a batch system's warning signal
+        (signal.SIGQUIT, 131), (signal.SIGXCPU, 152), (signal.SIGALRM, 142),
+        (signal.SIGUSR1, 138),
+    ],
+)  # fmt: skip
 def test_stop_signals_write_partial_results(tmp_path, sig, code):
     cfg = write_config(tmp_path, SLOW)
     out = tmp_path / "run"
@@ -59,6 +65,7 @@ def test_stop_signals_write_partial_results(tmp_path, sig, code):
     summary = _summary(out)
     assert summary["interrupted"] is True and summary["steps_run"] >= 1
     assert len((out / "range_test.csv").read_text().splitlines()) == summary["steps_run"] + 1
+    assert not (out / ".lrtool-run.lock").exists()  # the folder is released
 
 
 def test_a_second_ctrl_c_does_not_lose_the_first_ones_results(tmp_path):

@@ -196,18 +196,19 @@ def test_results_are_never_half_written_by_a_cli_run(tiny_config, tmp_path, monk
     assert result.exit_code == 1 and "No space left" in result.stderr
     assert not out.exists() or [p.name for p in out.iterdir()] == []
 
-    real_replace = os.replace
+    real_link = os.link
 
     def summary_fails(src, dst):
         if str(dst).endswith("summary.json"):
             raise OSError(5, "Input/output error")
-        return real_replace(src, dst)
+        return real_link(src, dst)
 
-    monkeypatch.setattr(res.os, "replace", summary_fails)
+    monkeypatch.setattr(res.os, "link", summary_fails)
     result = invoke("find", tiny_config, "--out", out, "-q", "--budget", "0")
-    monkeypatch.setattr(res.os, "replace", real_replace)
+    monkeypatch.setattr(res.os, "link", real_link)
     assert result.exit_code == 1 and "Input/output error" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["range_test.csv"]  # no temporary left
+    # no temporary left, and the folder says it is incomplete (no summary.json)
+    assert sorted(p.name for p in out.iterdir()) == [res.INCOMPLETE_NAME, "range_test.csv"]
     lines = (out / "range_test.csv").read_text().splitlines()
     assert lines[0] == ",".join(RANGE_TEST_COLUMNS) and len(lines) > 2
     assert all(len(line.split(",")) == len(RANGE_TEST_COLUMNS) for line in lines)

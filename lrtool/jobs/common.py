@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,13 +167,16 @@ def with_run_length(
     return RunLength(with_train_steps(loaded, steps), per_epoch, epochs)
 
 
-def run_folder(out: Path | None, config_name: str, command: str) -> Path:
-    """``--out DIR`` as given, or ``runs/<config-name>-<command>-<timestamp>/``."""
+def run_folders(out: Path | None, config_name: str, command: str) -> tuple[Path, Iterator[Path]]:
+    """The run folder and the ones to try if it is taken: ``--out DIR`` alone, or
+    ``runs/<config-name>-<command>-<timestamp>/`` then the same with ``-2``, ``-3``, ... (runs
+    started in the same second each get their own folder; the claim settles who gets which)."""
     if out is not None:
-        return out.expanduser()
+        return out.expanduser(), iter(())
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^\w.-]+", "_", config_name) or "run"
-    return Path("runs") / f"{safe}-{command}-{stamp}"
+    base = Path("runs") / f"{safe}-{command}-{stamp}"
+    return base, (base.with_name(f"{base.name}-{k}") for k in range(2, 1000))
 
 
 def check_png(png: Path | None, force: bool) -> None:

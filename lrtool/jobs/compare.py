@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrtool.errors import LrtoolError, usage_error
-from lrtool.jobs.common import LoadedConfig, check_png, common_summary, run_folder, with_run_length
+from lrtool.jobs.common import LoadedConfig, check_png, common_summary, run_folders, with_run_length
 from lrtool.jobs.find import RANGE_TEST_COLUMNS
 from lrtool.jobs.train import (
     LrPlan,
@@ -173,8 +173,8 @@ def run(
     check_validation_data([(p.schedule, p.params) for p in plans], loaded)
     check_png(outputs.png, outputs.force)
     config = loaded.config
-    target_folder = run_folder(outputs.out, loaded.name, "compare")
-    with files.claimed_folder(target_folder, FILES, outputs.force) as folder:
+    target_folder, alternatives = run_folders(outputs.out, loaded.name, "compare")
+    with files.claimed_folder(target_folder, FILES, outputs.force, alternatives) as folder:
         found = None
         if any(p.lr.needs_range_test for p in plans):
             found, stopped = range_test_for_lr(loaded, "auto", progress)

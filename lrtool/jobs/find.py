@@ -21,7 +21,7 @@ from lrtool.jobs.common import (
     common_summary,
     prepare,
     run_context,
-    run_folder,
+    run_folders,
     with_run_length,
 )
 
@@ -127,8 +127,8 @@ def run(
         result, interrupted = range_test_or_partial(loaded, backend, None)
         return FindOutcome(result, {}, None, interrupted)
     check_png(outputs.png, outputs.force)
-    target = run_folder(outputs.out, loaded.name, "find")
-    with files.claimed_folder(target, FILES, outputs.force) as folder:
+    target, alternatives = run_folders(outputs.out, loaded.name, "find")
+    with files.claimed_folder(target, FILES, outputs.force, alternatives) as folder:
         result, interrupted = range_test_or_partial(loaded, backend, progress)
         outcome = FindOutcome(result, summary(result, loaded, folder), folder, interrupted)
         if outputs.smoke and not (interrupted or result.failed):

@@ -267,7 +267,7 @@ def plot(request: PlotRequest) -> PlotOutcome:
         columns = ["schedule", "step", "lr", "momentum"]
         if per_epoch:
             columns.insert(2, "epoch")
-        outcome.written.append(write_csv(request.csv, columns, view.full_rows()))
+        outcome.written.append(write_csv(request.csv, columns, view.full_rows(), request.force))
     if request.png is not None:
         from lrtool.png import write_png
 

@@ -21,7 +21,7 @@ from lrtool.jobs.common import (
     common_summary,
     prepare,
     run_context,
-    run_folder,
+    run_folders,
     with_run_length,
 )
 from lrtool.jobs.find import RANGE_TEST_COLUMNS
@@ -208,8 +208,9 @@ def run(
     main = distributed.is_main_rank()
     if main:
         check_png(outputs.png, outputs.force)
+    target, alternatives = run_folders(outputs.out, loaded.name, "train")
     claim = (
-        files.claimed_folder(run_folder(outputs.out, loaded.name, "train"), FILES, outputs.force)
+        files.claimed_folder(target, FILES, outputs.force, alternatives)
         if main
         else contextlib.nullcontext()  # ranks other than 0: no folder
     )

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from lrtool.config import DataConfig
-from lrtool.errors import LrtoolError, usage_error
+from lrtool.errors import LrtoolError, check_input_file, usage_error
 from lrtool.imports import load_object
 
 MAX_CLASSES_AUTO = 50  # an integer target with more distinct values is treated as regression
@@ -179,10 +179,7 @@ def _read_csv(
     notes = {} if notes is None else notes
     import pandas as pd
 
-    if not path.exists():
-        raise LrtoolError(f"data.path: file not found: {path}")
-    if path.is_dir():
-        raise LrtoolError(f"data.path: is a directory, not a CSV file: {path}")
+    check_input_file(path, "data.path")
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:

@@ -6,6 +6,8 @@ it; the CLI catches it once, prints the message on stderr and exits with ``exit_
 
 from __future__ import annotations
 
+from pathlib import Path
+
 USAGE_EXIT = 2  # bad flags, bad config: the user must change what they typed
 RUNTIME_EXIT = 1  # the run itself failed: data, import paths, output folders, divergence
 INTERRUPTED_EXIT = 130  # Ctrl-C / SIGINT, as shells report it
@@ -44,3 +46,24 @@ def describe_exception(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+def check_input_file(path: Path, what: str) -> None:
+    """One line for an input file that cannot be read as one: missing, a folder, or not a
+    regular file (a FIFO would block the run forever, ``/dev/zero`` would fill the memory)."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise LrtoolError(f"{what}: file not found: {path}") from None
+    except OSError as exc:
+        raise LrtoolError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise LrtoolError(f"{what}: {path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise LrtoolError(
+            f"{what}: {path} is not a regular file (a pipe or a device); save the data to a "
+            f"file and give its path"
+        )

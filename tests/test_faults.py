@@ -407,6 +407,33 @@ def test_yaml_bombs_and_special_files_fail_fast(tmp_path):
         assert "not a regular file" in _lrtool("find", "/dev/zero").stderr
 
 
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_a_pipe_or_a_device_as_data_or_metric_csv_fails_at_once(tmp_path, kind):
+    """data.path and plot --metric-csv naming a FIFO would block for ever, /dev/zero would
+    read until the memory runs out: one line each, at once (the subprocess timeout is the
+    bound)."""
+    if kind == "fifo":
+        special = tmp_path / "data.csv"
+        os.mkfifo(special)
+    else:
+        special = Path("/dev/zero")
+        if not special.exists():
+            pytest.skip("no /dev/zero here")
+    cfg = write_config(tmp_path, f"data: {{source: csv, path: {special}}}\n")
+    found = _lrtool("find", str(cfg), "--out", str(tmp_path / "o"), "-q")
+    assert found.returncode == 1 and "not a regular file" in found.stderr, found.stderr
+    assert len(found.stderr.strip().splitlines()) == 1
+    plotted = _lrtool("plot", "--schedule", "plateau", "--metric-csv", str(special))
+    assert plotted.returncode != 0 and "not a regular file" in plotted.stderr, plotted.stderr
+
+
+def test_a_metric_csv_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "metric.csv"
+    bad.write_bytes(b"metric\n0.5\n\xff\xfe0.4\n")
+    done = _lrtool("plot", "--schedule", "plateau", "--metric-csv", str(bad))
+    assert done.returncode != 0 and "not UTF-8" in done.stderr and "Traceback" not in done.stderr
+
 def test_plotting_a_billion_plateau_steps_is_cheap():
     result = invoke("plot", "--schedule", "plateau", "--steps", "1000000000", "--width", "40")
     assert result.exit_code == 0, result.output

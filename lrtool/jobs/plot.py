@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrtool.errors import LrtoolError, usage_error
+from lrtool.errors import LrtoolError, check_input_file, usage_error
 from lrtool.schedules import (
     Schedule,
     ScheduleSpec,
@@ -88,10 +88,16 @@ class ScheduleView:
 
 def read_metric_csv(path: Path) -> list[float]:
     """One metric value per evaluation: the ``metric`` column, or the last column."""
-    if not path.exists():
-        raise LrtoolError(f"--metric-csv: file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    check_input_file(path, "--metric-csv")
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        raise LrtoolError(
+            f"--metric-csv: {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV"
+        ) from None
+    except OSError as exc:
+        raise LrtoolError(f"--metric-csv: cannot read {path}: {exc.strerror}") from None
     if len(rows) < 2:
         raise LrtoolError(f"--metric-csv: {path} has no data rows")
     header = rows[0]

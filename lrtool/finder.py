@@ -178,34 +178,47 @@ class RangeTestResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RangeTestResult:
+        """The result :meth:`to_dict` gave, checked whole: a file that was edited or mixed
+        from two runs is one :class:`LrtoolError` naming what does not fit, not figures that
+        fail or mislead later. JSON ``null`` in a curve is NaN (a step that diverged)."""
         from lrtool.verify import Candidate, VerifyResult
 
-        values = dict(data)
+        values = _checked_result_fields(data)
         if values.get("recommendation") is not None:
             values["recommendation"] = Recommendation(**values["recommendation"])
         if values.get("coarse") is not None:
             values["coarse"] = cls.from_dict(values["coarse"])
         checked = values.get("verification")
         if checked is not None:
-            candidates = [Candidate(**c) for c in checked.pop("candidates", [])]
-            values["verification"] = VerifyResult(candidates=candidates, **checked)
-        return cls(**values)
+            checked = dict(checked)
+            candidates = [Candidate(**_nan_for_null(c)) for c in checked.pop("candidates", [])]
+            values["verification"] = VerifyResult(candidates=candidates, **_nan_for_null(checked))
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise LrtoolError(f"not a range-test result: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
-        """Write the result to a JSON file (atomically); :meth:`load` reads it back equal."""
-        from lrtool.outputs import write_atomic
+        """Write the result to a JSON file (atomically, NaN as null, like every JSON lrtool
+        writes); :meth:`load` reads it back equal."""
+        from lrtool.outputs import json_text, write_atomic
 
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=True)
-        return write_atomic(Path(path), text + "\n")
+        return write_atomic(Path(path), json_text(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> RangeTestResult:
-        """Read a result written by :meth:`save`."""
+        """Read a result written by :meth:`save` (checked: see :meth:`from_dict`)."""
+        from lrtool.errors import check_input_file
+
+        check_input_file(Path(path), "range-test result")
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls.from_dict(data)
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             raise LrtoolError(f"cannot read a range-test result from {path}: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except LrtoolError as exc:
+            raise LrtoolError(f"{path}: {exc.message}") from None
 
     def rows(self) -> list[dict[str, float | int]]:
         return [
@@ -585,12 +598,20 @@ def check_api_inputs(optimizer: Any, train_loader: Any) -> None:
 
 @contextlib.contextmanager
 def progress_bar() -> Iterator[Progress]:
-    """``find_lr(progress=True)``: a rich progress bar (stderr; notebooks show it too)."""
+    """``find_lr(progress=True)``: a rich progress bar on stderr (notebooks show it too); where
+    stderr is not a terminal (a CI log, a file), a plain line at every tenth of the sweep."""
+    import sys
+
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    if not (console.is_terminal or console.is_jupyter):
+        yield _plain_progress(sys.stderr)
+        return
     bar = Progress(
         TextColumn("range test"), BarColumn(), TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(), transient=True,
+        TimeRemainingColumn(), transient=True, console=console,
     )  # fmt: skip
     task = bar.add_task("range test", total=None, info="")
 
@@ -599,6 +620,22 @@ def progress_bar() -> Iterator[Progress]:
 
     with bar:
         yield update
+
+
+def _plain_progress(stream: Any) -> Progress:
+    """A line per tenth of the steps: ``range test: step 40/100, lr 1.2e-03, loss 0.5310``."""
+    shown = [-1]
+
+    def update(step: int, total: int, lr: float, loss: float) -> None:
+        if step == 0:
+            shown[0] = -1  # a new sweep (repeats, the second sweep)
+        tenth = (step + 1) * 10 // max(total, 1)
+        if tenth > shown[0] or step + 1 == total:
+            shown[0] = tenth
+            stream.write(f"range test: step {step + 1}/{total}, lr {lr:.2e}, loss {loss:.4f}\n")
+            stream.flush()
+
+    return update
 
 
 REFINE_DECADES = 3.5  # width of the second sweep, below where the first one diverged
@@ -777,3 +814,68 @@ def merge_sweeps(runs: list[RangeTestResult]) -> RangeTestResult:
     attach_suggestions(merged, [v for v in per_run if v is not None])
     merged.repeat_lrs = per_run
     return merged
+
+
+CURVE_FIELDS = ("lrs", "losses", "smoothed")
+
+
+def _is_json_number(v: Any) -> bool:
+    """A number as lrtool's JSON writes one: a number, null (NaN) or "inf"/"-inf"."""
+    if v is None or v in ("inf", "-inf"):
+        return True
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _nan_for_null(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: math.nan if v is None and k in ("score", "halfway", "predicted") else v
+            for k, v in values.items()}  # fmt: skip
+
+
+def _checked_result_fields(data: Any) -> dict[str, Any]:
+    """The fields of a saved result, with every curve a list of numbers of one length, the
+    sweep's range and LRs consistent, and the suggestion inside the sweep unless a search
+    chose it; the first thing that does not fit is one LrtoolError."""
+    if not isinstance(data, dict):
+        raise LrtoolError(
+            f"not a range-test result: a JSON object was expected, got {type(data).__name__}"
+        )
+    values = dict(data)
+    for key in (*CURVE_FIELDS, "train_losses"):
+        curve = values.get(key, [])
+        if not isinstance(curve, list) or not all(map(_is_json_number, curve)):
+            raise LrtoolError(f"'{key}' must be a list of numbers")
+        values[key] = [math.nan if v is None else float(v) for v in curve]
+    lengths = {key: len(values[key]) for key in CURVE_FIELDS}
+    if len(set(lengths.values())) > 1:
+        raise LrtoolError(f"the curves have different lengths ({lengths}): not one sweep's")
+    start, end = values.get("start_lr"), values.get("end_lr")
+    if not all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in (start, end)):
+        raise LrtoolError("'start_lr' and 'end_lr' must be positive numbers")
+    if not start < end:  # type: ignore[operator]
+        raise LrtoolError(f"'start_lr' ({start}) must be below 'end_lr' ({end})")
+    tolerance = 1e-9 * end  # type: ignore[operator]
+    if any(not (start - tolerance <= lr <= end + tolerance) for lr in values["lrs"]):  # type: ignore[operator]
+        raise LrtoolError(f"'lrs' go outside the sweep's range {start:g}..{end:g}")
+    if values.get("mode") not in ("exp", "linear"):
+        raise LrtoolError(f"'mode' must be exp or linear, got {values.get('mode')!r}")
+    requested = values.get("steps_requested")
+    if not isinstance(requested, int) or requested < lengths["lrs"]:
+        raise LrtoolError(
+            f"'steps_requested' ({requested!r}) must be a count of at least the {lengths['lrs']} steps recorded"
+        )
+    rec = values.get("recommendation")
+    searched = values.get("verification") is not None
+    if rec is not None:
+        if not isinstance(rec, dict):
+            raise LrtoolError("'recommendation' must be an object")
+        for key in ("lr", "onecycle_max_lr"):
+            v = rec.get(key)
+            if v is None:
+                continue
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise LrtoolError(f"'recommendation.{key}' must be a positive number or null")
+            if key == "lr" and not searched and not (start - tolerance <= v <= end + tolerance):  # type: ignore[operator]
+                raise LrtoolError(
+                    f"the suggested lr {v:g} is outside the sweep {start:g}..{end:g}, and no search chose it"
+                )
+    return values

@@ -3,6 +3,7 @@ LRs, and one clear error for the usual mix-ups."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -45,12 +46,40 @@ def test_save_and_load_give_the_same_result(result, tmp_path):
     loaded = RangeTestResult.load(path)
     assert loaded.lrs == result.lrs and loaded.lr == result.lr
     assert loaded.recommendation == result.recommendation
-    assert [
+    assert len(loaded.smoothed) == len(result.smoothed)
+    assert all(
         a == b or (math.isnan(a) and math.isnan(b))
         for a, b in zip(loaded.smoothed, result.smoothed, strict=True)
-    ]
-    with pytest.raises(LrtoolError):
+    )
+    # every field comes back (NaN written as null and read as NaN)
+    assert json.dumps(loaded.to_dict()) == json.dumps(result.to_dict())
+    with pytest.raises(LrtoolError, match="file not found"):
         RangeTestResult.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "fragment"),
+    [
+        (lambda d: {**d, "lrs": 3}, "'lrs' must be a list of numbers"),
+        (lambda d: {**d, "lrs": d["lrs"][:-1]}, "different lengths"),
+        (lambda d: {**d, "losses": ["x", *d["losses"][1:]]}, "'losses' must be a list"),
+        (lambda d: {**d, "recommendation": {**d["recommendation"], "lr": 1e3}}, "outside the sweep"),
+        (lambda d: {**d, "recommendation": {**d["recommendation"], "lr": -1}}, "positive number"),
+        (lambda d: {**d, "start_lr": 100.0}, "must be below 'end_lr'"),
+        (lambda d: {**d, "end_lr": 1e-3}, "outside the sweep's range"),
+        (lambda d: {**d, "steps_requested": 2}, "steps_requested"),
+        (lambda d: {**d, "mode": "cosine"}, "'mode' must be exp or linear"),
+        (lambda d: [d], "JSON object"),
+    ],
+)  # fmt: skip
+def test_a_tampered_or_mixed_result_file_is_refused_with_what_does_not_fit(
+    result, tmp_path, tamper, fragment
+):
+    path = result.save(tmp_path / "rt.json")
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(tamper(data)))
+    with pytest.raises(LrtoolError, match=fragment):
+        RangeTestResult.load(path)
 
 
 def test_plot_returns_an_axes_with_the_curve_and_the_marks(result):
@@ -68,6 +97,7 @@ def test_one_lr_per_param_group_keeps_their_ratio(result):
 
 
 def test_repeats_and_progress(capsys):
+    """Three sweeps merged, and the progress bar shown on stderr (not stdout)."""
     model, opt, loader = _problem()
     repeated = find_lr(
         model, opt, loader, nn.CrossEntropyLoss(), start_lr=1e-5, end_lr=10, steps=40,
@@ -76,6 +106,12 @@ def test_repeats_and_progress(capsys):
     assert len(repeated.repeat_lrs) == 3 and repeated.stop_reason.startswith("median of 3")
     warnings = repeated.recommendation.warnings if repeated.recommendation else []
     assert not any(w.startswith("--") or " try --" in w for w in warnings)
+    shown = capsys.readouterr()
+    assert shown.out == ""  # a notebook's cell output stays clean: the bar is on stderr
+    # stderr is no terminal here (a CI log): plain lines, about one per tenth of each sweep
+    lines = [line for line in shown.err.splitlines() if line.startswith("range test: step")]
+    firsts = [line for line in lines if line.startswith("range test: step 1/40,")]
+    assert len(firsts) == 3 and 3 * 3 <= len(lines) <= 3 * 12
 
 
 @pytest.mark.parametrize(

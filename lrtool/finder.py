@@ -338,7 +338,7 @@ def find_lr(
     themselves); see :mod:`lrtool.snapshot`. A model sharded with FSDP2 keeps and restores each
     rank's own shards. Ctrl-C raises :class:`RangeTestInterrupted` carrying the partial result.
     """
-    check_api_inputs(optimizer, train_loader)
+    check_api_inputs(optimizer, train_loader, model)
     options = loop_options(options, accumulation_steps, amp, grad_clip)
     plan = FindPlan.checked(
         lr_ladder(start_lr, end_lr, steps, mode), start_lr, end_lr, mode, smoothing,
@@ -570,8 +570,9 @@ def _step_progress(progress: Progress | bool | None) -> Iterator[Progress | None
         yield progress if callable(progress) else None
 
 
-def check_api_inputs(optimizer: Any, train_loader: Any) -> None:
-    """One clear error for the common mix-ups of the Python API."""
+def check_api_inputs(optimizer: Any, train_loader: Any, model: Any = None) -> None:
+    """One clear error for the common mix-ups of the Python API (``find_lr``, ``verify_lr``
+    and ``train`` share it)."""
     if isinstance(optimizer, type):
         raise LrtoolError(
             f"optimizer: pass an optimizer instance, e.g. {optimizer.__name__}(model.parameters(),"
@@ -594,6 +595,22 @@ def check_api_inputs(optimizer: Any, train_loader: Any) -> None:
             f"train_loader: expected an iterable of batches (a DataLoader or a list), got "
             f"{type(train_loader).__name__}"
         )
+    for i, group in enumerate(optimizer.param_groups):
+        if "lr" not in group:
+            raise LrtoolError(
+                f"optimizer: param group {i} has no 'lr' ({type(optimizer).__name__} keeps "
+                f"{sorted(k for k in group if k != 'params')}); lrtool sets group['lr'] each "
+                f"step, so the optimizer must read its LR from there"
+            )
+    if isinstance(model, nn.Module):
+        mine = {id(p) for p in model.parameters()}
+        theirs = [p for g in optimizer.param_groups for p in g["params"]]
+        if mine and theirs and not any(id(p) in mine for p in theirs):
+            raise LrtoolError(
+                "optimizer: it updates none of the model's parameters (was it built for "
+                "another model, or before the model was copied or moved?); build it from "
+                "model.parameters()"
+            )
 
 
 @contextlib.contextmanager

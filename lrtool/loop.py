@@ -135,11 +135,19 @@ def cycle(loader: Iterable) -> Iterator[Any]:
 
 
 def _passes(loader: Iterable) -> Iterator[Any]:
+    served = 0
     while True:
         empty = True
         for batch in loader:
             empty = False
+            served += 1
             yield batch
+        if empty and served and iter(loader) is loader:
+            raise LrtoolError(
+                f"the training loader is a one-shot iterator (a generator): it ran out after "
+                f"{served} batches and cannot start again; pass a list of batches or a "
+                f"DataLoader, which can"
+            )
         if empty:
             raise LrtoolError("the training loader yielded no batches")
 

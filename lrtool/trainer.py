@@ -136,6 +136,9 @@ def train(
     A non-finite training loss stops the run (``stop_reason`` says so); Ctrl-C raises
     :class:`TrainInterrupted` with the partial result.
     """
+    from lrtool.finder import check_api_inputs
+
+    check_api_inputs(optimizer, train_batches, model)
     if val_batches is not None:
         if val_loader is not None:
             raise LrtoolError("train: pass val_loader (val_batches is its old name), not both")

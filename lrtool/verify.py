@@ -194,9 +194,21 @@ def verify_lr(
     the initial state on the CPU (``"cpu"``) or in a temporary folder (``"disk"``, under
     ``snapshot_dir``): see :mod:`lrtool.snapshot`; each training starts from it.
     """
+    from lrtool.finder import check_api_inputs
     from lrtool.schedules import build_schedule, get_spec
 
+    check_api_inputs(optimizer, train_loader, model)
     options = loop_options(options, accumulation_steps, amp, grad_clip)
+    for name, value in (("lr", lr), ("onecycle_max_lr", onecycle_max_lr)):
+        if value is not None and not (
+            isinstance(value, int | float) and math.isfinite(value) and value > 0
+        ):
+            raise usage_error(f"verify_lr: {name} must be a positive finite number, got {value!r}")
+    if lr is None and (budget is None or search_span is None):
+        raise usage_error(
+            "verify_lr: give lr, the LR to verify (or, with a budget, search_span: where to "
+            "search when there is no LR to start from)"
+        )
     check_mode(snapshot)
     if snapshot == "none":
         raise usage_error(

@@ -87,4 +87,57 @@ def test_train_val_loader_is_the_new_name_and_val_batches_still_works_with_a_war
         old = lrtool.train(model2, opt2, batches, loss, schedule, 3, val_batches=batches[:1])
     assert new.evals == old.evals and new.evals[0]["val_loss"] > 0
     with pytest.raises(LrtoolError, match="not both"):
-        lrtool.train(model, opt, batches, loss, schedule, 3, val_loader=batches, val_batches=batches)
+        lrtool.train(
+            model, opt, batches, loss, schedule, 3, val_loader=batches, val_batches=batches
+        )
+
+
+@pytest.mark.parametrize("lr", [float("nan"), -1.0, 0.0, None, "0.1"])
+def test_verify_lr_refuses_an_lr_it_cannot_verify(lr):
+    """It used to return an empty result without a word."""
+    model, opt, batches = _task()
+    with pytest.raises(LrtoolError, match="lr"):
+        lrtool.verify_lr(model, opt, batches, nn.CrossEntropyLoss(), lr=lr, steps=5)
+
+
+@pytest.mark.parametrize("call", ["find_lr", "verify_lr", "train"])
+def test_an_optimizer_over_another_models_parameters_is_named(call):
+    """It used to train nothing and call the curve noise."""
+    model, _, batches = _task()
+    other, opt, _ = _task(1)
+    loss = nn.CrossEntropyLoss()
+    with pytest.raises(LrtoolError, match="none of the model's parameters"):
+        if call == "find_lr":
+            lrtool.find_lr(model, opt, batches, loss, steps=5)
+        elif call == "verify_lr":
+            lrtool.verify_lr(model, opt, batches, loss, lr=0.1, steps=5)
+        else:
+            lrtool.train(
+                model, opt, batches, loss, lrtool.build_schedule("constant", {"lr": 0.1}), 3
+            )
+
+
+class NoLrOptimizer(torch.optim.Optimizer):
+    """A custom optimizer whose groups keep a step size under another name."""
+
+    def __init__(self, params):
+        super().__init__(params, {"step_size": 0.1})
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.data.add_(p.grad, alpha=-group["step_size"])
+
+
+def test_a_custom_optimizer_without_lr_is_one_line():
+    model, _, batches = _task()
+    with pytest.raises(LrtoolError, match="has no 'lr'.*step_size"):
+        lrtool.find_lr(model, NoLrOptimizer(model.parameters()), batches, nn.CrossEntropyLoss())
+
+
+def test_a_generator_that_runs_out_is_named_as_one():
+    model, opt, batches = _task()
+    once = (b for b in batches)  # 8 batches, for a 20-step sweep
+    with pytest.raises(LrtoolError, match="one-shot iterator.*after 8 batches"):
+        lrtool.find_lr(model, opt, once, nn.CrossEntropyLoss(), steps=20)

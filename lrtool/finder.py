@@ -21,7 +21,15 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError, describe_exception, usage_error
-from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle, loop_options
+from lrtool.loop import (
+    LoopOptions,
+    Progress,
+    StepFn,
+    TrainingLoop,
+    check_api_inputs,
+    cycle,
+    loop_options,
+)
 from lrtool.search import check_budget
 from lrtool.snapshot import StateSnapshot, check_mode
 from lrtool.suggest import DebiasedEma, Recommendation, lrtool_constant, recommend, run_rules
@@ -368,7 +376,7 @@ def find_lr(
             train_loader.passes = first_pass  # type: ignore[attr-defined]
         search_after_sweep(
             result, model, optimizer, train_loader, loss_fn, plan.budget, plan.target_steps,
-            search_span(result),
+            search_span(result, plan.budget),
             val_loader=val_loader, val_batches=SEARCH_VAL_BATCHES, step_fn=step_fn,
             options=options, device=device, snapshot=plan.snapshot,
             snapshot_dir=plan.snapshot_dir,
@@ -570,49 +578,6 @@ def _step_progress(progress: Progress | bool | None) -> Iterator[Progress | None
         yield progress if callable(progress) else None
 
 
-def check_api_inputs(optimizer: Any, train_loader: Any, model: Any = None) -> None:
-    """One clear error for the common mix-ups of the Python API (``find_lr``, ``verify_lr``
-    and ``train`` share it)."""
-    if isinstance(optimizer, type):
-        raise LrtoolError(
-            f"optimizer: pass an optimizer instance, e.g. {optimizer.__name__}(model.parameters(),"
-            f" lr=1e-3), not the class"
-        )
-    if not hasattr(optimizer, "param_groups"):
-        raise LrtoolError(
-            f"optimizer: expected a torch optimizer (with param_groups), got "
-            f"{type(optimizer).__name__}"
-        )
-    if isinstance(train_loader, torch.utils.data.Dataset) and not isinstance(
-        train_loader, torch.utils.data.IterableDataset | list | tuple
-    ):
-        raise LrtoolError(
-            "train_loader: got a Dataset of single items; wrap it in "
-            "torch.utils.data.DataLoader(dataset, batch_size=..., shuffle=True)"
-        )
-    if not hasattr(train_loader, "__iter__"):
-        raise LrtoolError(
-            f"train_loader: expected an iterable of batches (a DataLoader or a list), got "
-            f"{type(train_loader).__name__}"
-        )
-    for i, group in enumerate(optimizer.param_groups):
-        if "lr" not in group:
-            raise LrtoolError(
-                f"optimizer: param group {i} has no 'lr' ({type(optimizer).__name__} keeps "
-                f"{sorted(k for k in group if k != 'params')}); lrtool sets group['lr'] each "
-                f"step, so the optimizer must read its LR from there"
-            )
-    if isinstance(model, nn.Module):
-        mine = {id(p) for p in model.parameters()}
-        theirs = [p for g in optimizer.param_groups for p in g["params"]]
-        if mine and theirs and not any(id(p) in mine for p in theirs):
-            raise LrtoolError(
-                "optimizer: it updates none of the model's parameters (was it built for "
-                "another model, or before the model was copied or moved?); build it from "
-                "model.parameters()"
-            )
-
-
 @contextlib.contextmanager
 def progress_bar() -> Iterator[Progress]:
     """``find_lr(progress=True)``: a rich progress bar on stderr (notebooks show it too); where
@@ -669,10 +634,20 @@ def refine_range(first: RangeTestResult) -> tuple[float, float]:
     return low, high
 
 
-def search_span(result: RangeTestResult) -> tuple[float, float]:
-    """Where a budgeted search looks when the curve gave no number: the decades below where
-    the sweep stopped (the second sweep's range when there was one)."""
-    return (result.start_lr, result.end_lr) if result.coarse else refine_range(result)
+def sweep_stop(result: RangeTestResult) -> float:
+    """Where the first sweep stopped: its last LR with a finite loss (where it diverged, or
+    its end); the first sweep's when a second one refined it."""
+    first = result.coarse or result
+    finite = [lr for lr, loss in zip(first.lrs, first.losses, strict=True) if math.isfinite(loss)]
+    return finite[-1] if finite else first.start_lr
+
+
+def search_span(result: RangeTestResult, budget: float) -> tuple[float, float] | None:
+    """Where a budgeted search looks when the curve gave no number: the bracket of
+    :func:`lrtool.search.fallback_span` below where the sweep stopped."""
+    from lrtool.search import fallback_span
+
+    return fallback_span(sweep_stop(result), budget)
 
 
 def _refine_reason(

@@ -94,6 +94,49 @@ def loop_options(
     return options
 
 
+def check_api_inputs(optimizer: Any, train_loader: Any, model: Any = None) -> None:
+    """One clear error for the common mix-ups of the Python API (``find_lr``, ``verify_lr``
+    and ``train`` share it)."""
+    if isinstance(optimizer, type):
+        raise LrtoolError(
+            f"optimizer: pass an optimizer instance, e.g. {optimizer.__name__}(model.parameters(),"
+            f" lr=1e-3), not the class"
+        )
+    if not hasattr(optimizer, "param_groups"):
+        raise LrtoolError(
+            f"optimizer: expected a torch optimizer (with param_groups), got "
+            f"{type(optimizer).__name__}"
+        )
+    if isinstance(train_loader, torch.utils.data.Dataset) and not isinstance(
+        train_loader, torch.utils.data.IterableDataset | list | tuple
+    ):
+        raise LrtoolError(
+            "train_loader: got a Dataset of single items; wrap it in "
+            "torch.utils.data.DataLoader(dataset, batch_size=..., shuffle=True)"
+        )
+    if not hasattr(train_loader, "__iter__"):
+        raise LrtoolError(
+            f"train_loader: expected an iterable of batches (a DataLoader or a list), got "
+            f"{type(train_loader).__name__}"
+        )
+    for i, group in enumerate(optimizer.param_groups):
+        if "lr" not in group:
+            raise LrtoolError(
+                f"optimizer: param group {i} has no 'lr' ({type(optimizer).__name__} keeps "
+                f"{sorted(k for k in group if k != 'params')}); lrtool sets group['lr'] each "
+                f"step, so the optimizer must read its LR from there"
+            )
+    if isinstance(model, nn.Module):
+        mine = {id(p) for p in model.parameters()}
+        theirs = [p for g in optimizer.param_groups for p in g["params"]]
+        if mine and theirs and not any(id(p) in mine for p in theirs):
+            raise LrtoolError(
+                "optimizer: it updates none of the model's parameters (was it built for "
+                "another model, or before the model was copied or moved?); build it from "
+                "model.parameters()"
+            )
+
+
 @dataclass
 class Evaluation:
     """The mean loss over the evaluated batches, and the accuracy where it applies."""

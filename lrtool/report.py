@@ -95,12 +95,21 @@ def verify_table(verification: Any) -> Table:
     table.add_column("lr", justify="right")
     table.add_column("steps", justify="right")
     table.add_column("loss", justify="right")
+    searched = verification.budget is not None
+    if searched:
+        table.add_column(f"at {verification.target_steps}", justify="right")  # predicted
     table.add_column("kept")
+    table.add_column("note", overflow="fold")
     for row in verification.rows():
         score = row["score"]
-        shown = "diverged" if score != score else f"{score:.4g}"
-        kept = "*" if row["kept"] else ""
-        table.add_row(row["use"], fmt_lr(row["lr"]), str(row["steps"]), shown, kept)
+        trained = row["steps"] > 0
+        shown = ("diverged" if score != score else f"{score:.4g}") if trained else "-"
+        cells = [row["use"], fmt_lr(row["lr"]), str(row["steps"]) if trained else "-", shown]
+        if searched:
+            predicted = row["predicted"]
+            cells.append("-" if predicted != predicted else f"{predicted:.4g}")
+        cells += ["*" if row["kept"] else "", row.get("note", "")]
+        table.add_row(*cells)
     return table
 
 

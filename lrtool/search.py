@@ -9,11 +9,19 @@ The plan for budget ``B`` (in units of the target training length ``T``): ``n`` 
 spaced ``spacing`` decades apart, centred on the range test's constant LR; rung ``r`` trains
 the best ``ceil(n / 2^r)`` of them for ``T * 2^(r - k)`` steps each, every one from the same
 initial state and batches (a constant-LR run of m steps is the first m steps of a longer one),
-with the largest such lengths whose total stays within ``B * T`` steps. The winner is the
-lowest LR scoring within ``tolerance`` of the best final-rung score (as a fraction of the
-improvement over the untrained model), moved ``shift`` decades; a candidate whose loss turned
-NaN/Inf never wins. The 1cycle peak is the winner times ``10**onecycle_above``, or, with
-``onecycle_above`` None, the range test's own 1cycle peak (kept as it is).
+with the largest such lengths whose total stays within ``B * T`` steps (one more final-rung
+training kept in reserve when ``explore`` is on). A candidate is ranked by its predicted loss
+at the full length (:func:`horizon_corrected`): short trainings favour LRs that are fast early
+and worse later, so a candidate still improving quickly gains ``horizon`` doublings of its
+last trend. With ``explore``, a winner at the edge of the candidates gets one more neighbour
+beyond it. The winner is the lowest LR ranking within ``tolerance`` of the best (as a
+fraction of the improvement over the untrained model), moved ``shift`` decades; a candidate
+whose loss turned NaN/Inf never wins. The 1cycle peak is the winner times
+``10**onecycle_above``, or, with ``onecycle_above`` None, the range test's own 1cycle peak.
+
+A curve that gave no number seeds no centre: the search then looks over a bracket centred a
+fitted number of decades below where the sweep stopped (diverged, or ended), with its own
+settings (:data:`FALLBACK_PARAMS`, :func:`fallback_span`).
 """
 
 from __future__ import annotations
@@ -21,11 +29,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from lrtool.errors import usage_error
 
 MAX_HALVINGS = 6  # the shortest rung is at least T / 64
 MIN_IMPROVEMENT = 0.01  # a winner must beat the untrained model's loss by this fraction
+# The predicted full-length loss (reported, never used to rank unless ``horizon`` says so):
+# each doubling of the training gains GAIN_RATIO times what the last one gained. Measured on
+# the suggestion suite as the median ratio of successive gains of constant-LR runs within 0.2
+# of their best (benchmarks/suggestion_quality.py prints it with the prediction's accuracy).
+GAIN_RATIO = 0.5
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,18 @@ class SearchParams:
     tolerance: float  # fraction of the improvement within which the lowest LR wins
     onecycle_above: float | None  # decades from the constant LR to the 1cycle peak (None: keep
     # the curve's 1cycle peak)
+    explore: bool = False  # a winner at an edge gets one more neighbour beyond it
+    horizon: float = 0.0  # doublings of the final rung's last trend added to its score
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """Where the search looks when the curve gave no number: candidates shaped by ``params``
+    (``spacing`` decades apart), centred ``below_stop`` decades below where the sweep stopped
+    (diverged, or ended)."""
+
+    params: SearchParams
+    below_stop: float
 
 
 @dataclass(frozen=True)
@@ -47,10 +73,13 @@ class SearchPlan:
     rung_steps: list[int]  # steps per candidate at each rung
     rung_sizes: list[int]  # candidates trained at each rung
     params: SearchParams
+    target_steps: int  # the length of the training the LR is for
 
     @property
     def steps_total(self) -> int:
-        return sum(n * s for n, s in zip(self.rung_sizes, self.rung_steps, strict=True))
+        """The steps the plan may spend, the explore reserve included."""
+        planned = sum(n * s for n, s in zip(self.rung_sizes, self.rung_steps, strict=True))
+        return planned + (self.rung_steps[-1] if self.params.explore else 0)
 
 
 @dataclass
@@ -59,6 +88,8 @@ class Trial:
     rung: int
     steps: int
     score: float  # loss after ``steps`` steps; inf when it diverged
+    halfway: float = math.nan  # loss after ``steps // 2`` steps (NaN: not measured)
+    explored: bool = False  # the extra neighbour of an edge winner
 
 
 @dataclass
@@ -68,6 +99,13 @@ class SearchOutcome:
     trials: list[Trial] = field(default_factory=list)
     steps_spent: int = 0
     winner: float | None = None  # the candidate that won, before the shift
+    predicted: float | None = None  # the winner's predicted loss at the full length
+
+
+# ``score(lr, steps)``: (the loss after ``steps`` steps, the loss after ``steps // 2``; NaN
+# when not measured), trained from the initial state at a constant ``lr``; a float alone is
+# the loss after ``steps``.
+Score = Callable[[float, int], "tuple[float, float] | float"]
 
 
 def check_budget(budget: float, target_steps: int | None, require_target: bool = False) -> None:
@@ -90,7 +128,7 @@ def plan_search(
     span: tuple[float, float] | None = None,
 ) -> SearchPlan | None:
     """The candidates and rung lengths for ``budget`` target trainings; None when the budget
-    cannot pay for two candidates of at least one step each.
+    cannot pay for them at one step each.
 
     With ``span`` (a curve that gave no suggestion), the candidates are spread evenly in log LR
     over ``span`` instead of around ``centre``: the search is then the only judge.
@@ -111,31 +149,91 @@ def plan_search(
     sizes = [math.ceil(n / 2**r) for r in range(params.rungs)]
     for k in range(params.rungs - 1, MAX_HALVINGS + 1):
         steps = [max(1, round(target_steps * 2.0 ** (r - k))) for r in range(params.rungs)]
-        if sum(a * b for a, b in zip(sizes, steps, strict=True)) <= budget * target_steps:
-            return SearchPlan(lrs, steps, sizes, params)
+        plan = SearchPlan(lrs, steps, sizes, params, target_steps)
+        if plan.steps_total <= budget * target_steps:
+            return plan
     return None
 
 
-def run_search(
-    plan: SearchPlan, score: Callable[[float, int], float], untrained: float
-) -> SearchOutcome:
+def horizon_corrected(score: float, halfway: float, horizon: float) -> float:
+    """The rank of a candidate: ``score - horizon * (halfway - score)``, its loss with
+    ``horizon`` more doublings of its last gain (a candidate still improving fast is
+    favoured); the score itself when ``horizon`` is 0 or the halfway loss is unknown."""
+    if horizon == 0 or not (math.isfinite(score) and math.isfinite(halfway)):
+        return score
+    return score - horizon * (halfway - score)
+
+
+def predicted_full_length(score: float, halfway: float, steps: int, target_steps: int) -> float:
+    """The loss predicted at ``target_steps`` from the losses after ``steps // 2`` and ``steps``
+    steps: ``score - g * (r + r^2 + ... + r^D)`` with ``g = halfway - score`` the last gain,
+    ``r`` = :data:`GAIN_RATIO` and ``D = log2(target_steps / steps)`` more doublings (a
+    geometric learning curve). NaN when either loss is unknown.
+
+    >>> predicted_full_length(1.0, 1.2, 100, 400)  # two doublings: 1 - 0.2 * (0.5 + 0.25)
+    0.85
+    """
+    if not (math.isfinite(score) and math.isfinite(halfway)):
+        return math.nan
+    doublings = max(0.0, math.log2(target_steps / steps))
+    r = GAIN_RATIO
+    total = r * (1 - r**doublings) / (1 - r)
+    return round(score - (halfway - score) * total, 12)
+
+
+def run_search(plan: SearchPlan, score: Score, untrained: float) -> SearchOutcome:
     """Successive halving over ``plan``; ``score(lr, steps)`` trains from the initial state."""
+    p = plan.params
     alive = list(plan.lrs)
     trials: list[Trial] = []
-    scores: dict[float, float] = {}
+    ranks: dict[float, float] = {}
     for rung, (size, steps) in enumerate(zip(plan.rung_sizes, plan.rung_steps, strict=True)):
-        alive = sorted(alive, key=lambda lr: scores.get(lr, 0.0))[:size]  # inf: diverged
+        alive = sorted(alive, key=lambda lr: ranks.get(lr, 0.0))[:size]  # inf: diverged
         for lr in sorted(alive):
-            value = score(lr, steps)
-            scores[lr] = value if math.isfinite(value) else math.inf
-            trials.append(Trial(lr, rung, steps, scores[lr]))
+            trials.append(_trial(score, lr, rung, steps))
+            ranks[lr] = horizon_corrected(trials[-1].score, trials[-1].halfway, p.horizon)
+    final_rung = len(plan.rung_sizes) - 1
+    if p.explore:
+        beyond = _beyond_the_edge(alive, ranks, plan)
+        if beyond is not None:
+            trials.append(_trial(score, beyond, final_rung, plan.rung_steps[-1]))
+            trials[-1].explored = True
+            ranks[beyond] = horizon_corrected(trials[-1].score, trials[-1].halfway, p.horizon)
+            alive.append(beyond)
     spent = sum(t.steps for t in trials)
-    winner = choose(alive, scores, untrained, plan.params.tolerance)
+    winner = choose(alive, ranks, untrained, p.tolerance)
     if winner is None:
         return SearchOutcome(None, None, trials, spent)
-    p = plan.params
+    last = next(t for t in reversed(trials) if t.lr == winner)
+    predicted = predicted_full_length(last.score, last.halfway, last.steps, plan.target_steps)
     peak = None if p.onecycle_above is None else winner * 10 ** (p.shift + p.onecycle_above)
-    return SearchOutcome(winner * 10**p.shift, peak, trials, spent, winner)
+    outcome = SearchOutcome(winner * 10**p.shift, peak, trials, spent, winner)
+    outcome.predicted = None if math.isnan(predicted) else predicted
+    return outcome
+
+
+def _trial(score: Score, lr: float, rung: int, steps: int) -> Trial:
+    value = score(lr, steps)
+    final, halfway = value if isinstance(value, tuple) else (value, math.nan)
+    final = final if math.isfinite(final) else math.inf
+    return Trial(lr, rung, steps, final, halfway)
+
+
+def _beyond_the_edge(
+    alive: list[float], ranks: dict[float, float], plan: SearchPlan
+) -> float | None:
+    """One spacing above the best final-rung candidate when it is the highest LR planned, or
+    below it when it is the lowest; None when the best is inside, or nothing finished."""
+    finite = [lr for lr in alive if math.isfinite(ranks[lr])]
+    if not finite:
+        return None
+    best = min(finite, key=lambda lr: ranks[lr])
+    step = 10**plan.params.spacing if len(plan.lrs) < 2 else plan.lrs[1] / plan.lrs[0]
+    if best >= plan.lrs[-1]:
+        return best * step
+    if best <= plan.lrs[0]:
+        return best / step
+    return None
 
 
 def choose(
@@ -162,6 +260,10 @@ SEARCH_PARAMS: dict[float, SearchParams] = {
     1.0: SearchParams(4, 0.25, 1, shift=0.0, tolerance=0.05, onecycle_above=0.375),
     2.0: SearchParams(8, 0.25, 1, shift=0.0, tolerance=0.05, onecycle_above=0.375),
 }
+# When the curve gave no number: the bracket per budget (chosen by the same cross-validation).
+FALLBACK_PARAMS: dict[float, Bracket] = {
+    b: Bracket(SearchParams(4, 3.5 / 3, 1, 0.0, 0.0, 0.375), below_stop=1.75) for b in SEARCH_PARAMS
+}
 # lrtool find's default: the smallest budget whose out-of-fold 90th-percentile regret is at
 # most 0.15 for both uses (docs/suggestion-quality.md, "Regret against budget").
 DEFAULT_BUDGET = 0.5
@@ -174,11 +276,38 @@ def default_budget(target_steps: int | None) -> float:
     return DEFAULT_BUDGET if target_steps is not None else 0.0
 
 
+def _level(table: dict[float, Any], budget: float) -> Any:
+    if budget <= 0:
+        return None
+    levels = sorted(table)
+    fitting = [b for b in levels if b <= budget + 1e-12]
+    return table[fitting[-1] if fitting else levels[0]]
+
+
 def params_for_budget(budget: float) -> SearchParams | None:
     """The settings of the largest tabled budget not above ``budget`` (the smallest for a
     budget below every level); None for budget 0."""
-    if budget <= 0:
+    return _level(SEARCH_PARAMS, budget)
+
+
+def fallback_params_for_budget(budget: float) -> SearchParams | None:
+    """The bracket's search settings for ``budget`` (as :func:`params_for_budget`)."""
+    bracket = _level(FALLBACK_PARAMS, budget)
+    return None if bracket is None else bracket.params
+
+
+def fallback_span(stop_lr: float, budget: float) -> tuple[float, float] | None:
+    """Where the search looks when the curve gave no number: the lowest and highest of the
+    bracket's candidates, centred ``below_stop`` decades below ``stop_lr`` (where the sweep
+    diverged or ended); None for budget 0 or an unusable stop.
+
+    >>> low, high = fallback_span(10.0, 0.5)
+    >>> round(math.log10(high / low) / (params_for_budget(0.5).candidates - 1), 3) > 0
+    True
+    """
+    bracket = _level(FALLBACK_PARAMS, budget)
+    if bracket is None or not (stop_lr > 0 and math.isfinite(stop_lr)):
         return None
-    levels = sorted(SEARCH_PARAMS)
-    fitting = [b for b in levels if b <= budget + 1e-12]
-    return SEARCH_PARAMS[fitting[-1] if fitting else levels[0]]
+    p = bracket.params
+    centre, half = stop_lr / 10**bracket.below_stop, p.spacing * (p.candidates - 1) / 2
+    return centre / 10**half, centre * 10**half

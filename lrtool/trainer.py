@@ -17,7 +17,15 @@ import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError, describe_exception
-from lrtool.loop import LoopOptions, Progress, StepFn, TrainingLoop, cycle, loop_options
+from lrtool.loop import (
+    LoopOptions,
+    Progress,
+    StepFn,
+    TrainingLoop,
+    check_api_inputs,
+    cycle,
+    loop_options,
+)
 from lrtool.schedules import Schedule
 from lrtool.suggest import DebiasedEma, debiased_ema
 from lrtool.torch_adapter import LrtoolScheduler
@@ -136,8 +144,6 @@ def train(
     A non-finite training loss stops the run (``stop_reason`` says so); Ctrl-C raises
     :class:`TrainInterrupted` with the partial result.
     """
-    from lrtool.finder import check_api_inputs
-
     check_api_inputs(optimizer, train_batches, model)
     if val_batches is not None:
         if val_loader is not None:

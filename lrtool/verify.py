@@ -23,7 +23,7 @@ from torch import nn
 
 from lrtool.errors import describe_exception, usage_error
 from lrtool.heartbeat import phase_started
-from lrtool.loop import LoopOptions, StepFn, TrainingLoop, cycle, loop_options
+from lrtool.loop import LoopOptions, StepFn, TrainingLoop, check_api_inputs, cycle, loop_options
 from lrtool.snapshot import StateSnapshot, check_mode
 
 OFFSETS = (-0.5, 0.0, 0.5)  # decades around the suggestion
@@ -41,6 +41,9 @@ class Candidate:
     score: float  # final validation loss, or mean training loss over the tail; NaN diverged
     steps: int
     rung: int = 0  # the successive-halving round (budgeted search)
+    halfway: float = math.nan  # the same score after steps // 2 steps
+    predicted: float = math.nan  # its predicted loss at the search's target length
+    explored: bool = False  # the extra neighbour of a winner at the edge of the candidates
 
 
 @dataclass
@@ -57,23 +60,58 @@ class VerifyResult:
     budget: float | None = None  # in target trainings, for the budgeted search
     target_steps: int | None = None
     winner: float | None = None  # the candidate the search kept, before its shift
+    predicted: float | None = None  # the winner's predicted loss at the target length
     interrupted: bool = False  # stopped by a signal: the candidates so far, no choice
     failed: str | None = None  # an error in a training: the candidates so far, no choice
 
     def rows(self) -> list[dict[str, Any]]:
-        kept = {"constant": self.winner or self.lr, "onecycle": self.onecycle_max_lr}
+        """One row per training, then (for the budgeted search) one per LR it suggests: the
+        ``kept`` rows hold exactly the LRs of the recommendation, so the table, the starred
+        row and the summary line give one answer."""
         last = max((c.rung for c in self.candidates), default=0)
-        return [
-            {
-                "use": c.use,
-                "lr": c.lr,
-                "score": c.score,
-                "steps": c.steps,
-                "rung": c.rung,
-                "kept": c.lr == kept[c.use] and c.rung == last,
-            }
-            for c in self.candidates
-        ]
+        searched = self.budget is not None
+        kept = {"constant": self.lr, "onecycle": None if searched else self.onecycle_max_lr}
+        rows = []
+        for c in self.candidates:
+            winner = searched and c.lr == self.winner and c.rung == last
+            note = "explored beyond the edge" if c.explored else ""
+            if winner:
+                note = "winner" if self.lr == c.lr else "winner (moved: see the next row)"
+            rows.append(
+                {
+                    "use": c.use,
+                    "lr": c.lr,
+                    "score": c.score,
+                    "steps": c.steps,
+                    "rung": c.rung,
+                    "kept": c.lr == kept[c.use] and c.rung == last,
+                    "predicted": c.predicted,
+                    "note": note,
+                }
+            )
+        if searched and self.lr is not None and self.winner is not None:
+            if self.lr != self.winner:
+                moved = math.log10(self.lr / self.winner)
+                rows.append(
+                    _suggested("constant", self.lr, last, f"the winner moved {moved:+.3g} decades")
+                )
+            if self.onecycle_max_lr is not None:
+                above = math.log10(self.onecycle_max_lr / self.lr)
+                rows.append(
+                    _suggested(
+                        "onecycle",
+                        self.onecycle_max_lr,
+                        last,
+                        f"the constant LR {above:+.3g} decades",
+                    )
+                )
+        return rows
+
+
+def _suggested(use: str, lr: float, rung: int, note: str) -> dict[str, Any]:
+    """A row of the search table that no training produced: an LR the search suggests."""
+    row = {"use": use, "lr": lr, "score": math.nan, "steps": 0, "rung": rung, "kept": True}
+    return {**row, "predicted": math.nan, "note": note}
 
 
 def apply_verification(result: Any, checked: VerifyResult, because: str) -> None:
@@ -115,12 +153,14 @@ def search_after_sweep(
     loss_fn: Callable[..., torch.Tensor] | None,
     budget: float,
     target_steps: int,
-    span: tuple[float, float],
+    span: tuple[float, float] | None,
     **options: Any,
 ) -> None:
     """The budgeted search seeded by a range-test result, whose recommendation it updates
     (``lrtool find`` and ``find_lr(budget=...)``); ``span`` is where it looks when the curve
     gave no number (:func:`lrtool.finder.search_span`); ``options`` go to :func:`verify_lr`."""
+    if result.lr is None and span is None:
+        return  # no number and nowhere to look: the curve's "no number" stands
     checked = verify_lr(
         model,
         optimizer,
@@ -194,7 +234,6 @@ def verify_lr(
     the initial state on the CPU (``"cpu"``) or in a temporary folder (``"disk"``, under
     ``snapshot_dir``): see :mod:`lrtool.snapshot`; each training starts from it.
     """
-    from lrtool.finder import check_api_inputs
     from lrtool.schedules import build_schedule, get_spec
 
     check_api_inputs(optimizer, train_loader, model)
@@ -237,7 +276,7 @@ def verify_lr(
             for candidate in candidate_lrs(centre, offsets):
                 params = {get_spec(use).lr_param: candidate}
                 schedule = build_schedule(use, {**params, "total_steps": steps})
-                losses, score = trials.train(schedule, steps)
+                losses, score, _ = trials.train(schedule, steps)
                 result.steps_spent += len(losses)
                 result.candidates.append(Candidate(use, candidate, score, len(losses)))
     if result.interrupted or result.failed:
@@ -266,7 +305,14 @@ def _search(
 ) -> VerifyResult:
     """The budgeted search (see :func:`verify_lr`); each score is one constant-LR training."""
     from lrtool.schedules import build_schedule
-    from lrtool.search import check_budget, params_for_budget, plan_search, run_search
+    from lrtool.search import (
+        check_budget,
+        fallback_params_for_budget,
+        params_for_budget,
+        plan_search,
+        predicted_full_length,
+        run_search,
+    )
 
     check_budget(budget, target_steps, require_target=True)
     assert target_steps is not None
@@ -275,26 +321,33 @@ def _search(
         budget=budget,
         target_steps=target_steps,
     )
-    params = params_for_budget(budget)
     plan = None
-    if params is not None and (lr is not None or span is not None):
-        centre = math.nan if lr is None else lr
-        plan = plan_search(centre, budget, target_steps, params, None if lr else span)
+    if lr is not None:
+        params = params_for_budget(budget)
+        if params is not None:
+            plan = plan_search(lr, budget, target_steps, params)
+    elif span is not None:  # the curve gave no number: the bracket (search.fallback_span)
+        params = fallback_params_for_budget(budget)
+        if params is not None:
+            plan = plan_search(math.nan, budget, target_steps, params, span)
     if plan is None:
         return result
     trials = _Trials.start(loop, train_loader, val_loader, val_batches, keep)
     started = time.perf_counter()
     untrained = math.inf
 
-    def score(candidate: float, steps: int) -> float:
+    def score(candidate: float, steps: int) -> tuple[float, float]:
         nonlocal untrained
         schedule = build_schedule("constant", {"lr": candidate, "total_steps": steps})
-        losses, value = trials.train(schedule, steps)
+        losses, value, halfway = trials.train(schedule, steps)
         result.steps_spent += len(losses)
         if losses and not math.isfinite(untrained) and val_loader is None:
             untrained = losses[0]  # the first batch's loss stands in for the untrained model
-        result.candidates.append(Candidate("constant", candidate, value, len(losses)))
-        return value if math.isfinite(value) else math.inf
+        predicted = predicted_full_length(value, halfway, steps, target_steps)
+        result.candidates.append(
+            Candidate("constant", candidate, value, len(losses), 0, halfway, predicted)
+        )
+        return (value if math.isfinite(value) else math.inf), halfway
 
     with _stops_recorded(result, trials):
         if val_loader is not None:
@@ -303,9 +356,9 @@ def _search(
     if result.interrupted or result.failed:
         return result
     for candidate, trial in zip(result.candidates, outcome.trials, strict=True):
-        candidate.rung = trial.rung
+        candidate.rung, candidate.explored = trial.rung, trial.explored
     result.lr, result.onecycle_max_lr = outcome.lr, outcome.onecycle_max_lr
-    result.winner = outcome.winner
+    result.winner, result.predicted = outcome.winner, outcome.predicted
     result.elapsed_s = time.perf_counter() - started
     return result
 
@@ -364,22 +417,34 @@ class _Trials:
         assert self.val_loader is not None
         return self.loop.evaluate(self.val_loader, self.val_batches).loss
 
-    def train(self, schedule: Any, steps: int) -> tuple[list[float], float]:
-        """(the losses, the score) of ``steps`` steps of ``schedule`` from the initial state."""
+    def train(self, schedule: Any, steps: int) -> tuple[list[float], float, float]:
+        """(the losses, the score, the score after ``steps // 2`` steps) of ``steps`` steps of
+        ``schedule`` from the initial state; the scores are NaN when a loss turned
+        non-finite (the halfway one also when the run is too short to have one)."""
         from lrtool.torch_adapter import LrtoolScheduler
 
         self.restore()
         phase_started("search")
         driver = LrtoolScheduler(self.loop.optimizer, schedule)
         losses: list[float] = []
+        half = steps // 2
+        halfway = math.nan
 
         def record(t: int, lr: float, loss: float, value: float) -> None:
+            nonlocal halfway
             losses.append(loss)
+            if t + 1 == half and math.isfinite(loss):
+                halfway = self.score(losses)
 
         self.loop.run(cycle(self.loader), steps, driver.apply, record)
         if len(losses) < steps or not all(map(math.isfinite, losses)):
-            return losses, math.nan
+            return losses, math.nan, math.nan
+        return losses, self.score(losses), halfway
+
+    def score(self, losses: list[float]) -> float:
+        """The validation loss now, or the mean training loss of the last 20% of ``losses``
+        (already the mean over ranks under DDP)."""
         if self.val_loader is not None:
-            return losses, self.val_loss()
-        tail = losses[-max(1, int(steps * TAIL)) :]  # already the mean over ranks under DDP
-        return losses, sum(tail) / len(tail)
+            return self.val_loss()
+        tail = losses[-max(1, int(len(losses) * TAIL)) :]
+        return sum(tail) / len(tail)

@@ -145,13 +145,15 @@ def test_cli_find_verify_and_refine_write_their_files(tiny_config, tmp_path):
     search = summary["verify"]
     assert search["budget"] == 1.0 and search["target_steps"] == 40
     assert 0 < search["steps_spent"] <= 40
-    kept = [c for c in search["candidates"] if c["kept"]]
-    assert len(kept) == 1 and kept[0]["use"] == "constant"
+    # One answer: the kept rows are exactly the suggested LRs of the summary line
+    kept = {c["use"]: c["lr"] for c in search["candidates"] if c["kept"]}
+    assert kept == {"constant": summary["lr"], "onecycle": summary["onecycle_max_lr"]}
+    assert sum(c["kept"] for c in search["candidates"]) == 2
     assert summary["steps_total"] == (
         summary["steps_run"] + summary["refined"]["first_sweep_steps"] + search["steps_spent"]
     )
     lines = (out / "verify.csv").read_text().splitlines()
-    assert lines[0] == "use,lr,score,steps,kept,rung"
+    assert lines[0] == "use,lr,score,steps,kept,rung,predicted,note"
     assert len(lines) == 1 + len(search["candidates"])
     assert (out / "range_test_first_sweep.csv").read_text().startswith("step,lr,loss")
 

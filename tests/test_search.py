@@ -24,6 +24,7 @@ from lrtool.search import (
     plan_search,
     run_search,
 )
+from lrtool.jobs.find import VERIFY_COLUMNS
 from lrtool.verify import verify_lr
 from tests.conftest import invoke
 
@@ -82,16 +83,22 @@ def test_choose_takes_the_lowest_lr_within_the_tolerance():
     assert choose([0.1, 1.0], {0.1: 0.999, 1.0: 1.001}, untrained=1.0, tolerance=0.0) is None
 
 
-def test_a_curve_without_a_number_is_searched_over_the_swept_span():
-    """A model whose curve gives no number: with a budget, the search over the decades below
-    where the sweep stopped chooses the LR, and says so."""
+def test_a_curve_without_a_number_is_searched_over_the_bracket_below_the_stop():
+    """A model whose curve gives no number: with a budget, the search over the bracket below
+    where the sweep stopped (search.fallback_span) chooses the LR, and says so."""
+    from lrtool.finder import sweep_stop
+    from lrtool.search import fallback_span
+
     model, opt, batches, val = _task(2)
     r = find_lr(
         model, opt, batches, nn.CrossEntropyLoss(), start_lr=1e-3, end_lr=1.0, steps=6,
         budget=1.0, target_steps=200, val_loader=[val],
     )  # fmt: skip
     assert r.verification is not None and r.verification.candidates
-    assert all(1e-3 <= c.lr <= 1.0 * (1 + 1e-9) for c in r.verification.candidates)
+    low, high = fallback_span(sweep_stop(r), 1.0)
+    assert high <= sweep_stop(r) * (1 + 1e-9) and sweep_stop(r) <= 1.0
+    tried = sorted({c.lr for c in r.verification.candidates if not c.explored})
+    assert tried[0] == pytest.approx(low) and tried[-1] == pytest.approx(high)
     assert r.lr is not None and r.recommendation is not None
     assert "the curve gave no number" in r.recommendation.reason
     assert r.recommendation.confidence == "low"
@@ -148,7 +155,7 @@ def test_cli_find_budget_reports_what_it_spent(tiny_config, tmp_path):
     assert spent["budget"] == 0.5 and 0 < spent["budget_spent"] <= 0.5
     assert summary["rule"] == "lrtool --budget"
     rows = list(csv.DictReader((out / "verify.csv").open()))
-    assert rows and set(rows[0]) == {"use", "lr", "score", "steps", "kept", "rung"}
+    assert rows and list(rows[0]) == VERIFY_COLUMNS
     assert sum(int(r["steps"]) for r in rows) == spent["steps_spent"]
     assert "budgeted search" in result.stdout
 

@@ -37,7 +37,7 @@ FILES = [RANGE_TEST_FILE, FIRST_SWEEP_FILE, VERIFY_FILE, SUMMARY_FILE]
 # smoothed_loss: the debiased EMA, the divergence monitor; lagfree_loss: the centred smoothing
 # the suggestion rules read (and the plot draws).
 RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
-VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept", "rung"]
+VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept", "rung", "predicted", "note"]
 SMOKE_STEPS = 60  # --smoke: a short sweep unless --steps says otherwise
 
 

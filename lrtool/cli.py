@@ -132,9 +132,20 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    no_imports: Annotated[
+        bool,
+        typer.Option(
+            "--no-imports",
+            help="Refuse import paths in configs (a config with one runs code); also "
+            "LRTOOL_NO_IMPORTS=1.",
+        ),
+    ] = False,
 ) -> None:
     """lrtool: the learning-rate tool."""
     _state["debug"] = debug
+    from lrtool.imports import refuse_imports
+
+    refuse_imports(no_imports)
 
 
 def _loaded(

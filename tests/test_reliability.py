@@ -337,9 +337,45 @@ def test_config_code_runs_only_through_import_paths(tmp_path, monkeypatch):
         "model: {name: mlp, hidden: [16]}", 'model: {name: import, function: "sidefx:build"}'
     )
     cfg = write_config(tmp_path, text)
+    refused = invoke("--no-imports", "find", cfg, "--out", tmp_path / "n", "-q")
+    assert refused.exit_code == 1 and "runs code ('sidefx:build')" in refused.stderr
+    assert not (tmp_path / "imported").exists()
+    monkeypatch.setenv("LRTOOL_NO_IMPORTS", "1")
+    assert invoke("find", cfg, "--out", tmp_path / "e", "-q").exit_code == 1
+    monkeypatch.delenv("LRTOOL_NO_IMPORTS")
     result = invoke("find", cfg, "--out", tmp_path / "o", "-q")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "imported").exists()  # documented: import paths run the module
+
+
+def test_import_paths_search_the_documented_order_and_leave_sys_path_as_it_was(
+    tmp_path, monkeypatch
+):
+    """The current directory wins over the config's folder, which wins over its parent; the
+    folders are on sys.path only while the named module is imported, so a plotext.py beside
+    the config is not what lrtool imports later."""
+    import sys
+
+    from lrtool import imports
+
+    here, configs = tmp_path / "here", tmp_path / "proj" / "configs"
+    for folder, tag in ((here, "cwd"), (configs, "config"), (configs.parent, "parent")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "where_mod.py").write_text(f"def build():\n    return '{tag}'\n")
+    (configs / "plotext.py").write_text("raise RuntimeError('the config folder plotext ran')\n")
+    monkeypatch.chdir(here)
+    before = list(sys.path)
+    sys.modules.pop("where_mod", None)
+    assert imports.load_object("where_mod:build", "model.function", configs)() == "cwd"
+    assert sys.path == before
+    sys.modules.pop("where_mod", None)
+    (here / "where_mod.py").unlink()
+    assert imports.load_object("where_mod:build", "model.function", configs)() == "config"
+    sys.modules.pop("where_mod", None)
+    (configs / "where_mod.py").unlink()
+    assert imports.load_object("where_mod:build", "model.function", configs)() == "parent"
+    sys.modules.pop("where_mod", None)
+    assert sys.path == before and str(configs) not in sys.path
 
 
 # ------------------------------------------------------------------------------------------

@@ -204,16 +204,89 @@ def val_curve_job(name: str, seed: int) -> dict[str, Any]:
     }
 
 
+# The LR-free optimizers users pick instead of an LR finder, at their documented defaults
+# (the ``bench`` extra: prodigyopt, schedulefree, dadaptation), each trained for the task's
+# budget from the same initial weights and batches as the grid. "cosine": with torch's
+# CosineAnnealingLR to the end (judged against the 1cycle grid, like schedule-free).
+PEERS = ("prodigy", "prodigy_cosine", "schedulefree", "dadapt", "dadapt_cosine")
+SGD_LIKE = {"sgd", "momentum", "nesterov"}
+
+
+def peer_optimizer(method: str, optimizer: str, params: Any) -> Any:
+    """The peer's optimizer at its defaults; the SGD variant for SGD-like tasks where the
+    method has one (schedule-free, D-Adaptation), Prodigy (Adam-based only) everywhere."""
+    base = method.removesuffix("_cosine")
+    sgd = optimizer in SGD_LIKE
+    if base == "prodigy":
+        from prodigyopt import Prodigy
+
+        return Prodigy(params, lr=1.0)
+    if base == "schedulefree":
+        import schedulefree
+
+        return (
+            schedulefree.SGDScheduleFree(params) if sgd else schedulefree.AdamWScheduleFree(params)
+        )
+    if base == "dadapt":
+        import dadaptation
+
+        return (
+            dadaptation.DAdaptSGD(params, lr=1.0) if sgd else dadaptation.DAdaptAdam(params, lr=1.0)
+        )
+    raise ValueError(method)
+
+
+def peer_run(name: str, seed: int, method: str) -> dict[str, Any]:
+    """One LR-free training for the task's budget: the final validation loss (NaN diverged)."""
+    import torch
+
+    from lrtool.loop import cycle
+
+    task = TASKS[name]
+    model, batches, xv, yv = _setup(name, seed)
+    optimizer = peer_optimizer(method, task.optimizer, model.parameters())
+    sched = None
+    if method.endswith("_cosine"):
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=task.steps)
+    train_mode = getattr(optimizer, "train", None)  # schedule-free keeps two sets of weights
+    if train_mode is not None:
+        train_mode()
+    loss_fn = task.loss_fn()
+    stream = cycle(batches)
+    diverged = False
+    for _ in range(task.steps):
+        x, y = next(stream)
+        loss = loss_fn(model(x), y)
+        if not math.isfinite(float(loss.detach())):
+            diverged = True
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if sched is not None:
+            sched.step()
+    if getattr(optimizer, "eval", None) is not None:
+        optimizer.eval()  # schedule-free: evaluate the averaged weights
+    val = math.nan if diverged else _val_loss(name, model, xv, yv)
+    return {"val": val, "diverged": diverged or not math.isfinite(val)}
+
+
+def peer_job(name: str, seed: int) -> dict[str, Any]:
+    return {method: peer_run(name, seed, method) for method in PEERS}
+
+
 def _run(job: tuple) -> tuple[str, Any]:
     kind, name, seed, *rest = job
     if kind == "curve":
         return _key(job), curve_job(name, seed)
     if kind == "valcurve":
         return _key(job), val_curve_job(name, seed)
+    if kind == "peers":
+        return _key(job), peer_job(name, seed)
     return _key(job), grid_job(name, seed, rest[0])
 
 
-KINDS = ("curve", "valcurve", "grid")
+KINDS = ("curve", "valcurve", "grid", "peers")
 
 
 def _key(job: tuple) -> str:
@@ -246,7 +319,9 @@ def build(
     names: list[str], seeds: list[int], workers: int, path: Path, kinds: tuple[str, ...] = KINDS
 ) -> dict[str, Any]:
     cache = load(path)
-    jobs: list[tuple] = [(k, n, s) for k in ("curve", "valcurve") for n in names for s in seeds]
+    jobs: list[tuple] = [
+        (k, n, s) for k in ("curve", "valcurve", "peers") for n in names for s in seeds
+    ]
     jobs += [
         ("grid", n, s, sched) for n in names for s in seeds for sched in ("constant", "onecycle")
     ]

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from suite_tasks import TASKS  # noqa: E402
 
-ADAPTIVE = {"adam", "adamw", "rmsprop", "adagrad"}
+# Every optimizer but torch's SGD: lrtool.finder.optimizer_group calls them "adaptive".
+ADAPTIVE = {"adam", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "adadelta"}
 
 
 @dataclass
@@ -33,6 +34,14 @@ class Grid:
     prefix_val: np.ndarray  # [point, mark] validation loss (inf: diverged), constant only
     marks: list[int]
     best: float = math.nan  # the best final validation loss of the grid
+    untrained: float = math.nan  # the untrained model's validation loss
+
+    def regret_of_loss(self, loss: float | None) -> float:
+        """The regret of a run that ended at validation loss ``loss`` (another method trained
+        for the same budget): 1 for NaN/None (diverged) or no better than untrained."""
+        if loss is None or not math.isfinite(loss) or not self.untrained > self.best:
+            return 1.0
+        return min(1.0, max(0.0, (loss - self.best) / (self.untrained - self.best)))
 
     def regret_of(self, log_lrs: np.ndarray) -> np.ndarray:
         """Regret at each log10 LR: interpolated, 1 above the grid (diverged) and for NaN."""
@@ -75,6 +84,7 @@ class Run:
     first: dict[str, list[float]]
     second: dict[str, list[float]]
     grids: dict[str, Grid] = field(default_factory=dict)
+    peers: dict[str, Any] = field(default_factory=dict)  # LR-free optimizers: {method: {val}}
 
     @property
     def adaptive(self) -> bool:
@@ -105,7 +115,7 @@ def _grid(entries: list[dict[str, Any]], untrained: float, constant: bool) -> Gr
             for j, v in enumerate(e["val"][: len(marks)]):
                 prefix[i, j] = math.inf if v is None else v
     log_lrs = np.log10([e["lr"] for e in entries])
-    return Grid(log_lrs, np.array(regret), prefix, marks, best)
+    return Grid(log_lrs, np.array(regret), prefix, marks, best, untrained)
 
 
 def load_runs(
@@ -143,6 +153,7 @@ def load_runs(
         run.grids = {
             s: _grid(g, run.untrained, s == "constant") for s, g in grids.items() if g is not None
         }
+        run.peers = cache.get(f"peers|{name}|{seed}") or {}
         runs.append(run)
     return runs
 

@@ -207,19 +207,113 @@ def token_sum(length: int = 10, vocab: int = 10):
     return make
 
 
-def prepare(make: Callable[[int], tuple], data_seed: int, scale: float, noise: float) -> Data:
+def ratings(users: int = 300, items: int = 200, rank: int = 6, implicit: bool = False):
+    """(user, item) pairs and a rating from a rank-``rank`` model with user and item biases plus
+    noise (MSE), or whether the rating is above its median (implicit feedback, BCE)."""
+
+    def make(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = _gen(seed)
+        n = N_TRAIN + N_VAL
+        u = torch.randn(users, rank, generator=g) / math.sqrt(rank)
+        v = torch.randn(items, rank, generator=g)
+        bias_u, bias_i = (
+            0.5 * torch.randn(users, generator=g),
+            0.5 * torch.randn(items, generator=g),
+        )
+        pairs = torch.stack(
+            [
+                torch.randint(0, users, (n,), generator=g),
+                torch.randint(0, items, (n,), generator=g),
+            ],
+            dim=1,
+        )
+        r = (u[pairs[:, 0]] * v[pairs[:, 1]]).sum(1) + bias_u[pairs[:, 0]] + bias_i[pairs[:, 1]]
+        r = r + 0.3 * torch.randn(n, generator=g)
+        if implicit:
+            return pairs, (r > r.median()).float().unsqueeze(1)
+        return pairs, (3.0 + r).unsqueeze(1)
+
+    return make
+
+
+def categorical(columns: tuple[int, ...] = (12, 30, 50, 8, 20), numeric: int = 4, classes: int = 3):
+    """Tabular rows: categorical columns (their level as an integer) then numeric ones, all in
+    one float tensor; the class is the argmax of per-level scores summed over the columns plus
+    a linear term of the numeric columns (a model needs an embedding per column)."""
+
+    def make(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = _gen(seed)
+        n = N_TRAIN + N_VAL
+        levels = [torch.randint(0, c, (n,), generator=g) for c in columns]
+        scores = sum(
+            torch.randn(c, classes, generator=g)[lv] for c, lv in zip(columns, levels, strict=True)
+        )
+        nums = torch.randn(n, numeric, generator=g)
+        scores = scores + nums @ torch.randn(numeric, classes, generator=g)
+        x = torch.cat([torch.stack(levels, 1).float(), nums], dim=1)
+        return x, scores.argmax(1)
+
+    return make
+
+
+def digits_subset(keep: tuple[int, ...]):
+    """The embedded digits restricted to the classes in ``keep``, relabelled 0..len-1."""
+
+    def make(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = digits(seed)
+        mask = torch.isin(y, torch.tensor(keep))
+        x, y = x[mask], y[mask]
+        while len(x) < N_TRAIN + N_VAL:
+            x, y = torch.cat([x, x]), torch.cat([y, y])
+        relabel = torch.full((10,), -1, dtype=torch.long)
+        relabel[torch.tensor(keep)] = torch.arange(len(keep))
+        return x[: N_TRAIN + N_VAL], relabel[y[: N_TRAIN + N_VAL]]
+
+    return make
+
+
+def parity(make: Callable[[int], tuple]):
+    """The same inputs, labelled by the parity of the class (two classes)."""
+
+    def relabel(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = make(seed)
+        return x, y % 2
+
+    return relabel
+
+
+def shapes_binary(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shapes images, labelled by whether the shape has a horizontal bar (bar or cross)."""
+    x, y = shapes(seed)
+    return x, ((y == 0) | (y == 3)).float().unsqueeze(1)
+
+
+def prepare(
+    make: Callable[[int], tuple], data_seed: int, scale: float, noise: float, raw: int = 0
+) -> Data:
+    """Split, standardise float inputs (all but the first ``raw`` columns: category levels),
+    scale them and flip a fraction ``noise`` of the training labels."""
     x, y = make(data_seed)
     xt, yt, xv, yv = x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:]
-    if xt.dtype == torch.float32:
-        dims = (0,) if xt.dim() == 2 else (0, 2, 3)
-        mean, std = xt.mean(dims, keepdim=True), xt.std(dims, keepdim=True)
-        std = torch.where(std > 1e-6, std, torch.ones_like(std))
-        xt, xv = (xt - mean) / std * scale, (xv - mean) / std * scale
+    if raw:
+        head_t, head_v = xt[:, :raw], xv[:, :raw]
+        xt, xv = prepare_floats(xt[:, raw:], xv[:, raw:], scale)
+        xt, xv = torch.cat([head_t, xt], 1), torch.cat([head_v, xv], 1)
+    elif xt.dtype == torch.float32:
+        xt, xv = prepare_floats(xt, xv, scale)
     if noise > 0 and yt.dtype == torch.long:  # flip a fraction of the training labels only
         g = _gen(data_seed + 7)
         flip = torch.rand(len(yt), generator=g) < noise
         yt = torch.where(flip, torch.randint(0, int(yt.max()) + 1, yt.shape, generator=g), yt)
     return xt, yt, xv, yv
+
+
+def prepare_floats(xt: torch.Tensor, xv: torch.Tensor, scale: float) -> tuple[torch.Tensor, ...]:
+    """Standardised by the training split's statistics, then times ``scale``."""
+    dims = (0,) if xt.dim() == 2 else (0, 2, 3)
+    mean, std = xt.mean(dims, keepdim=True), xt.std(dims, keepdim=True)
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    return (xt - mean) / std * scale, (xv - mean) / std * scale
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,11 +405,125 @@ def transformer(data: Data) -> nn.Module:
     return TinyTransformer(int(data[0].max()) + 1, data[0].shape[1], _outputs(data[1]))
 
 
+class MatrixFactorization(nn.Module):
+    """rating = <user vector, item vector> + user bias + item bias + global bias."""
+
+    def __init__(self, users: int, items: int, dim: int, outputs: int = 1) -> None:
+        super().__init__()
+        self.user, self.item = nn.Embedding(users, dim), nn.Embedding(items, dim)
+        self.user_bias, self.item_bias = nn.Embedding(users, 1), nn.Embedding(items, 1)
+        for table in (self.user, self.item):
+            nn.init.normal_(table.weight, std=0.1)
+        for table in (self.user_bias, self.item_bias):
+            nn.init.zeros_(table.weight)
+        self.bias = nn.Parameter(torch.zeros(outputs))
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        u, i = pairs[:, 0], pairs[:, 1]
+        dot = (self.user(u) * self.item(i)).sum(1, keepdim=True)
+        return dot + self.user_bias(u) + self.item_bias(i) + self.bias
+
+
+def factorization(users: int = 300, items: int = 200, dim: int = 16):
+    def build(data: Data) -> nn.Module:
+        return MatrixFactorization(users, items, dim)
+
+    return build
+
+
+class BagOfEmbeddings(nn.Module):
+    """The mean of the tokens' embeddings (EmbeddingBag), then a linear layer."""
+
+    def __init__(self, vocab: int, outputs: int, dim: int = 32) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(vocab, dim, mode="mean")
+        self.head = nn.Linear(dim, outputs)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bag(tokens))
+
+
+def bag_of_embeddings(data: Data) -> nn.Module:
+    return BagOfEmbeddings(int(data[0].max()) + 1, _outputs(data[1]))
+
+
+class TabularEmbeddings(nn.Module):
+    """One embedding table per categorical column (fastai's tabular model), concatenated with
+    the numeric columns, then an MLP."""
+
+    def __init__(self, levels: tuple[int, ...], numeric: int, outputs: int, hidden: int) -> None:
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(n, min(16, (n + 1) // 2)) for n in levels)
+        width = sum(t.embedding_dim for t in self.tables) + numeric
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = len(self.tables)
+        levels = x[:, :k].long()
+        parts = [t(levels[:, j]) for j, t in enumerate(self.tables)]
+        return self.mlp(torch.cat([*parts, x[:, k:]], dim=1))
+
+
+def tabular(levels: tuple[int, ...], numeric: int, hidden: int = 64):
+    def build(data: Data) -> nn.Module:
+        return TabularEmbeddings(levels, numeric, _outputs(data[1]), hidden)
+
+    return build
+
+
+# Fine-tuning: a body pretrained on a source task (the same weights for every seed of a task),
+# a fresh head for the target task, and the whole network trained at one LR.
+PRETRAIN_STEPS = 400
+
+
+@functools.cache
+def _pretrained(source: str) -> dict[str, torch.Tensor]:
+    """The state of a model trained on task ``source`` (Adam 1e-3, PRETRAIN_STEPS steps of
+    batch 64), computed once per process from fixed seeds without touching the global RNG."""
+    task = SOURCES[source]
+    xt, yt, _, _ = task.load()
+    with torch.random.fork_rng():
+        torch.manual_seed(12345)
+        model = task.model(task.load())
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        g = _gen(54321)
+        loss_fn = task.loss_fn()
+        for _ in range(PRETRAIN_STEPS):
+            idx = torch.randint(0, len(xt), (64,), generator=g)
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def finetuned(source: str, build: Callable[[Data], nn.Module]):
+    """``build`` for the target task, with every weight but the head's (the module that owns
+    the last parameter) taken from a model pretrained on the ``source`` task; the head keeps
+    its fresh initialisation."""
+
+    def make(data: Data) -> nn.Module:
+        model = build(data)
+        head = list(model.state_dict())[-1].rsplit(".", 1)[0]
+        body = {k: v for k, v in _pretrained(source).items() if not k.startswith(head + ".")}
+        missing, unexpected = model.load_state_dict(body, strict=False)
+        assert not unexpected and all(k.startswith(head + ".") for k in missing), (
+            missing,
+            unexpected,
+        )
+        return model
+
+    return make
+
+
 # --------------------------------------------------------------------------------------------
 # Tasks
 # --------------------------------------------------------------------------------------------
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZERS = (
+    "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad",
+    "nadam", "radam", "adamax", "adadelta",
+)  # fmt: skip
 
 
 def make_optimizer(name: str, params: object, lr: float) -> torch.optim.Optimizer:
@@ -334,7 +542,23 @@ def make_optimizer(name: str, params: object, lr: float) -> torch.optim.Optimize
         return opt.RMSprop(params, lr=lr)  # type: ignore[arg-type]
     if name == "adagrad":
         return opt.Adagrad(params, lr=lr)  # type: ignore[arg-type]
+    if name == "nadam":
+        return opt.NAdam(params, lr=lr)  # type: ignore[arg-type]
+    if name == "radam":
+        return opt.RAdam(params, lr=lr)  # type: ignore[arg-type]
+    if name == "adamax":
+        return opt.Adamax(params, lr=lr)  # type: ignore[arg-type]
+    if name == "adadelta":
+        return opt.Adadelta(params, lr=lr)  # type: ignore[arg-type]
     raise ValueError(name)
+
+
+# torch's default LR of each optimizer (the "optimizer's own default" row of the benchmark)
+DEFAULT_LRS = {
+    "sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "adam": 1e-3, "adamw": 1e-3,
+    "rmsprop": 1e-2, "adagrad": 1e-2, "nadam": 2e-3, "radam": 1e-3, "adamax": 2e-3,
+    "adadelta": 1.0,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -350,6 +574,7 @@ class Task:
     scale: float = 1.0
     label_noise: float = 0.0
     data_seed: int = 0
+    raw_columns: int = 0  # leading input columns that are category levels (not standardised)
     tags: dict = field(default_factory=dict, compare=False)
 
     def load(self) -> Data:
@@ -366,8 +591,8 @@ class Task:
 
 @functools.cache
 def _load(name: str) -> Data:
-    t = TASKS[name]
-    return prepare(t.data, t.data_seed, t.scale, t.label_noise)
+    t = TASKS[name] if name in TASKS else SOURCES[name]
+    return prepare(t.data, t.data_seed, t.scale, t.label_noise, t.raw_columns)
 
 
 def _tasks() -> list[Task]:
@@ -429,6 +654,40 @@ def _tasks() -> list[Task]:
         T("reg-friedman-rmsprop-bn", "regression", friedman, mlp(64, 3, batchnorm=True), "rmsprop", "mse", 128, 300, data_seed=74),
         T("reg-sine-adam-b16", "regression", sine, mlp(32, 2), "adam", "mse", 16, 2000, data_seed=75),
         T("reg-friedman-adagrad-x10", "regression", friedman, mlp(32, 2), "adagrad", "mse", 8, 800, scale=10.0, data_seed=76),
+        # models with embedding tables: matrix factorisation, a bag of embeddings, tabular
+        T("mf-ratings-adam", "embedding", ratings(100, 80, 4), factorization(100, 80), "adam", "mse", 64, 600, data_seed=81),
+        T("mf-ratings-momentum", "embedding", ratings(80, 60, 4), factorization(80, 60, 8), "momentum", "mse", 32, 800, data_seed=82),
+        T("mf-implicit-adagrad", "embedding", ratings(60, 40, 4, implicit=True), factorization(60, 40), "adagrad", "bce", 128, 400, data_seed=83),
+        T("bag-majority-nadam", "embedding", majority(24, 12, 5), bag_of_embeddings, "nadam", "ce", 32, 500, data_seed=84),
+        T("tabular-embed-adamw", "embedding", categorical(), tabular((12, 30, 50, 8, 20), 4), "adamw", "ce", 64, 500, raw_columns=5, data_seed=85),
+        T("mf-ratings-rmsprop-b16", "embedding", ratings(120, 100, 6), factorization(120, 100, 32), "rmsprop", "mse", 16, 1000, data_seed=86),
+        # fine-tuning a pretrained body with a fresh head (sources: SOURCES below)
+        T("ft-teacher-mlp-adam", "finetune", teacher(16, 1), finetuned("src-teacher", mlp(64, 2)), "adam", "mse", 32, 300, data_seed=191),
+        T("ft-digits-cnn-momentum", "finetune", lambda s: _images(digits(s)), finetuned("src-digits04", cnn()), "momentum", "ce", 64, 300, data_seed=92),
+        T("ft-first-tf-adamw", "finetune", first_marker(16, 6), finetuned("src-majority", transformer), "adamw", "ce", 32, 400, data_seed=93),
+        T("ft-tokensum-gru-radam", "finetune", token_sum(16, 6), finetuned("src-majority-gru", recurrent("gru")), "radam", "mse", 32, 300, data_seed=94),
+        T("ft-blobs-mlpbn-nesterov", "finetune", parity(blobs(4, 20, 3, 2.0)), finetuned("src-blobs", mlp(64, 2, batchnorm=True)), "nesterov", "ce", 64, 200, data_seed=95),
+        T("ft-shapes-cnnbn-adamax", "finetune", shapes_binary, finetuned("src-shapes", cnn(True)), "adamax", "bce", 32, 300, data_seed=96),
+        # long trainings: budgets of 10 to 20 sweeps of 100 steps
+        T("long-mlp2-digits-adam", "long", digits, mlp(64, 2), "adam", "ce", 32, 2000, data_seed=101),
+        T("long-cnn-shapes-momentum", "long", shapes, cnn(), "momentum", "ce", 32, 1500, data_seed=102),
+        T("long-gru-majority-nadam", "long", majority(), recurrent("gru"), "nadam", "ce", 32, 1500, data_seed=103),
+        T("long-reg-friedman-adadelta", "long", friedman, mlp(64, 2), "adadelta", "mse", 16, 2000, data_seed=104),
+        T("long-mlp3bn-blobs-radam", "long", blobs(8, 16, 4), mlp(64, 3, batchnorm=True), "radam", "ce", 64, 1000, label_noise=0.1, data_seed=105),
+        T("long-linear-multilabel-adamax", "long", multilabel(), linear, "adamax", "bce", 32, 2000, data_seed=106),
+    ]  # fmt: skip
+
+
+def _sources() -> list[Task]:
+    """The source tasks the fine-tuning family's bodies are pretrained on (not scored)."""
+    T = Task
+    return [
+        T("src-teacher", "source", teacher(16, 4), mlp(64, 2), "adam", "mse", 64, PRETRAIN_STEPS, data_seed=191),
+        T("src-digits04", "source", lambda s: _images(digits_subset((0, 1, 2, 3, 4))(s)), cnn(), "adam", "ce", 64, PRETRAIN_STEPS, data_seed=192),
+        T("src-majority", "source", majority(16, 6), transformer, "adam", "ce", 64, PRETRAIN_STEPS, data_seed=193),
+        T("src-majority-gru", "source", majority(16, 6), recurrent("gru"), "adam", "ce", 64, PRETRAIN_STEPS, data_seed=194),
+        T("src-blobs", "source", blobs(4, 20, 3, 2.0), mlp(64, 2, batchnorm=True), "adam", "ce", 64, PRETRAIN_STEPS, data_seed=95),
+        T("src-shapes", "source", shapes, cnn(True), "adam", "ce", 64, PRETRAIN_STEPS, data_seed=196),
     ]  # fmt: skip
 
 
@@ -437,6 +696,7 @@ def _images(xy: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.
 
 
 TASKS: dict[str, Task] = {t.name: t for t in _tasks()}
+SOURCES: dict[str, Task] = {t.name: t for t in _sources()}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(t.family for t in TASKS.values()))
 SEEDS = (0, 1, 2)
 # --quick: one task of each of three families, one seed (seconds, for CI)

@@ -213,3 +213,183 @@ def test_the_cli_runs_dict_datasets_and_models_that_compute_their_loss(tmp_path,
         assert summary["final_accuracy"] is not None and summary["final_accuracy"] > 0.5
     else:
         assert all(r["final_accuracy"] is not None for r in summary["runs"])
+
+
+# ------------------------------------------------------------------------------------------
+# Issue 29: the integrations train what was measured
+# ------------------------------------------------------------------------------------------
+
+
+def _hf_items(n: int, seed: int = 0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    xs = torch.randn(n, 4, generator=g)
+    return [{"x": xs[i], "labels": int(xs[i, 0] > 0)} for i in range(n)]
+
+
+class _HfModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(4, 2)
+
+    def forward(self, x, labels=None):  # noqa: ANN001, ANN201
+        out = self.net(x)
+        return {"loss": nn.functional.cross_entropy(out, labels), "logits": out}
+
+
+def _hf_args(transformers, tmp_path, **extra):  # noqa: ANN001, ANN202
+    values = {
+        "output_dir": str(tmp_path), "per_device_train_batch_size": 32, "report_to": [],
+        "use_cpu": True, "save_strategy": "no", "logging_strategy": "no", "disable_tqdm": True,
+    }  # fmt: skip
+    return transformers.TrainingArguments(**{**values, **extra})
+
+
+def test_hf_range_test_runs_the_trainers_own_step_clipping_and_accumulation(tmp_path):
+    """A Trainer subclass's compute_loss is what the sweep trains on, and max_grad_norm and
+    gradient_accumulation_steps shape its steps as they shape train()'s."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from lrtool.integrations.hf import find_lr
+
+    calls = []
+
+    class Counting(transformers.Trainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):  # noqa: ANN001, ANN201
+            calls.append(len(inputs["labels"]))
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    def sweep(**extra):  # noqa: ANN003, ANN202
+        args = _hf_args(transformers, tmp_path, max_steps=20, **extra)
+        torch.manual_seed(0)
+        trainer = Counting(model=_HfModel(), args=args, train_dataset=_hf_items(512))
+        calls.clear()
+        return find_lr(trainer, steps=30, start_lr=1e-4, end_lr=10, refine=False, budget=0)
+
+    plain = sweep()
+    assert len(calls) == plain.steps_run  # one compute_loss per optimizer step
+    accumulated = sweep(gradient_accumulation_steps=3)
+    assert len(calls) == 3 * accumulated.steps_run  # three micro-batches per step
+    clipped = sweep(max_grad_norm=1e-4)
+    assert clipped.losses[:5] == pytest.approx(plain.losses[:5], rel=1e-4)  # same start
+    assert clipped.losses[15:25] != pytest.approx(plain.losses[15:25], rel=1e-3)  # clipped
+
+
+def test_hf_keeps_the_users_optimizer_and_counts_the_trainers_real_steps(tmp_path):
+    """optimizers=(my_adam, None): the range test measures my_adam, use_suggestion keeps it
+    (both modes), and 1cycle spans exactly the optimizer steps train() takes: 2 epochs with
+    accumulation 3 over 11 batches (a partial last step each epoch)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from lrtool import build_schedule
+    from lrtool.integrations.hf import find_lr, total_steps, use_suggestion
+
+    for mode in ("constant", "onecycle"):
+        args = _hf_args(
+            transformers, tmp_path, num_train_epochs=2, gradient_accumulation_steps=3,
+            lr_scheduler_type="cosine", warmup_steps=2,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        model = _HfModel()
+        mine = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.98, 0.999))
+        trainer = transformers.Trainer(
+            model=model, args=args, train_dataset=_hf_items(352), optimizers=(mine, None)
+        )
+        result = find_lr(trainer, steps=40, start_lr=1e-4, end_lr=10, budget=0)
+        assert trainer.optimizer is mine and result.optimizer_group == "adaptive"
+        if mode == "onecycle":
+            with pytest.warns(UserWarning, match="lr_scheduler_type='cosine', warmup_steps=2"):
+                value = use_suggestion(trainer, result, mode)
+        else:
+            value = use_suggestion(trainer, result, mode)
+        assert trainer.optimizer is mine
+        if mode == "constant":
+            assert mine.param_groups[0]["lr"] == value
+        else:  # 1cycle starts at its peak / 25 and cycles beta1 as momentum
+            assert trainer.lr_scheduler.base_lrs == [value]
+        steps = total_steps(trainer)
+        seen: list[float] = []
+        trainer.add_callback(_Record(seen))
+        trainer.train()
+        assert trainer.state.global_step == steps == 8  # ceil(11 / 3) = 4 a epoch, 2 epochs
+        beta1, beta2 = mine.param_groups[0]["betas"]  # the user's Adam trained
+        assert beta2 == 0.999 and (beta1 == 0.98 if mode == "constant" else beta1 > 0.9)
+        if mode == "onecycle":
+            schedule = build_schedule("onecycle", {"max_lr": value, "total_steps": steps})
+            # every step the Trainer takes is one of the schedule's: none runs past its end
+            assert seen == pytest.approx([schedule(t) for t in range(1, steps + 1)], rel=1e-9)
+
+
+def test_hf_budget_reads_the_trainers_length_and_scores_on_its_eval_dataset(tmp_path):
+    """find_lr(trainer) at its defaults knows the run's length (max_steps) and its eval
+    split: the sweep watches the eval batches and the default search runs, scored on them."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from lrtool.integrations.hf import find_lr
+    from lrtool.search import DEFAULT_BUDGET
+
+    args = _hf_args(transformers, tmp_path, max_steps=40, per_device_eval_batch_size=64)
+    torch.manual_seed(0)
+    trainer = transformers.Trainer(
+        model=_HfModel(), args=args, train_dataset=_hf_items(512), eval_dataset=_hf_items(256, 1)
+    )
+    result = find_lr(trainer, steps=40, start_lr=1e-4, end_lr=10)
+    assert result.monitor.startswith("val")
+    checked = result.verification
+    assert checked is not None and checked.budget == DEFAULT_BUDGET
+    assert checked.target_steps == 40 and checked.monitor.startswith("val")
+
+
+def _lightning_module(pl, total_steps=None):  # noqa: ANN001, ANN202
+    """The documented recipe: configure_optimizers returns an LrtoolScheduler, over a fixed
+    length or the trainer's estimated_stepping_batches."""
+    import lrtool
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lr = 0.01
+            self.net = nn.Linear(4, 2)
+
+        def training_step(self, batch, batch_idx):  # noqa: ANN001, ANN201
+            x, y = batch
+            return nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):  # noqa: ANN201
+            opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+            steps = total_steps or self.trainer.estimated_stepping_batches
+            schedule = lrtool.build_schedule("onecycle", {"max_lr": self.lr, "total_steps": steps})
+            sched = lrtool.LrtoolScheduler(opt, schedule)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return Module()
+
+
+@pytest.mark.parametrize("length", ["fixed", "estimated_stepping_batches"])
+def test_lightning_range_tests_and_fits_the_documented_lrtool_scheduler_recipe(tmp_path, length):
+    """No change to the module: find_lr works with the scheduler it returns, and fit then
+    trains with the suggestion under that schedule."""
+    pl = pytest.importorskip("lightning.pytorch")
+    from lrtool.integrations.lightning import find_lr
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 4, generator=g)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long()), batch_size=32
+    )
+    module = _lightning_module(pl, 30 if length == "fixed" else None)
+    trainer = pl.Trainer(
+        max_steps=30, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path,
+    )  # fmt: skip
+    result = find_lr(
+        module, train_dataloaders=loader, steps=50, start_lr=1e-4, end_lr=10,
+        use="onecycle_max_lr", trainer=trainer,
+    )  # fmt: skip
+    assert result.onecycle_max_lr is not None and module.lr == result.onecycle_max_lr
+    assert result.verification is not None and result.verification.target_steps == 30
+    assert module._trainer is None  # the stand-in is gone before fit
+    trainer.fit(module, loader)
+    assert trainer.global_step == 30
+    assert max(trainer.lr_scheduler_configs[0].scheduler.schedule(t) for t in range(30)) == (
+        pytest.approx(result.onecycle_max_lr)
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,6 +38,7 @@ def find_lr(
     update_attr: bool = True,
     attr_name: str | None = None,
     use: str = "lr",
+    trainer: Any = None,
     **find_kwargs: Any,
 ) -> RangeTestResult:
     """Run lrtool's range test on ``module`` with the batches of ``datamodule`` (its
@@ -44,12 +46,25 @@ def find_lr(
     ``configure_optimizers``. ``find_kwargs`` go to :func:`lrtool.find_lr` (``steps``,
     ``start_lr``, ``budget`` and ``target_steps``, ...).
 
+    A ``configure_optimizers`` that returns an LR scheduler too (an ``LrtoolScheduler`` as the
+    docs show) works as it is: the test uses the optimizer alone. One that reads
+    ``self.trainer`` (``estimated_stepping_batches``, ``max_steps``) before ``fit`` gets a
+    stand-in answering from ``trainer`` (the ``pl.Trainer`` you will fit with: its
+    ``max_steps`` or ``max_epochs``) or from ``target_steps``, else one epoch of batches;
+    ``trainer`` also sets ``target_steps``, so the budgeted search chooses for that run.
+
     With ``update_attr`` the suggestion (``use="lr"``: the constant LR; ``"onecycle_max_lr"``:
     the 1cycle peak) is written to ``attr_name``, or to the first of ``lr``/``learning_rate``
     found on the module or in ``module.hparams``.
     """
     loader = _train_batches(datamodule, train_dataloaders)
-    optimizer = _first_optimizer(module.configure_optimizers())
+    steps = find_kwargs.get("target_steps") or _run_steps(trainer, loader)
+    if trainer is not None and steps is not None:
+        find_kwargs.setdefault("target_steps", steps)
+    with _trainer_for_configure(module, trainer, steps or _batches_in(loader)):
+        optimizer = _first_optimizer(module.configure_optimizers())
+    for group in optimizer.param_groups:  # built for this test: drop its scheduler's marks
+        group.pop("initial_lr", None)
     with _silenced_logging(module):
         result = run_range_test(module, optimizer, loader, step_fn=_step_fn(module), **find_kwargs)
     if update_attr:
@@ -77,6 +92,57 @@ def set_lr_attribute(module: Any, value: float, attr_name: str | None = None) ->
         f"the module has no attribute {' or '.join(names)} (nor in module.hparams) to set the "
         f"LR on; pass attr_name=, or update_attr=False and use result.lr"
     )
+
+
+@dataclass
+class _TrainerStandIn:
+    """What a ``configure_optimizers`` may read from ``self.trainer`` before ``fit``."""
+
+    estimated_stepping_batches: int
+    max_steps: int
+    max_epochs: int | None = None
+    accumulate_grad_batches: int = 1
+
+
+@contextlib.contextmanager
+def _trainer_for_configure(module: Any, trainer: Any, steps: int | None) -> Iterator[None]:
+    """``module.trainer`` answers while ``configure_optimizers`` runs: the real trainer's
+    attributes when one is given, else a stand-in; the module is detached again after."""
+    if getattr(module, "_trainer", None) is not None or not hasattr(module, "_trainer"):
+        yield  # attached to a trainer already (or not a LightningModule): nothing to lend
+        return
+    stand_in = _TrainerStandIn(
+        estimated_stepping_batches=int(steps or 1),
+        max_steps=int(getattr(trainer, "max_steps", -1) or -1) if trainer else int(steps or -1),
+        max_epochs=getattr(trainer, "max_epochs", None),
+        accumulate_grad_batches=int(getattr(trainer, "accumulate_grad_batches", 1) or 1),
+    )
+    module._trainer = stand_in
+    try:
+        yield
+    finally:
+        module._trainer = None
+
+
+def _run_steps(trainer: Any, loader: Iterable) -> int | None:
+    """The optimizer steps ``trainer.fit`` will take: its ``max_steps``, or ``max_epochs``
+    times the batches per epoch over the accumulation; None without a trainer."""
+    if trainer is None:
+        return None
+    max_steps = getattr(trainer, "max_steps", -1) or -1
+    if max_steps > 0:
+        return int(max_steps)
+    per_epoch = _batches_in(loader)
+    epochs = getattr(trainer, "max_epochs", None) or 1
+    accumulation = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+    return None if per_epoch is None else max(1, epochs * (-(-per_epoch // accumulation)))
+
+
+def _batches_in(loader: Iterable) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 def _train_batches(datamodule: Any, train_dataloaders: Iterable | None) -> Iterable:

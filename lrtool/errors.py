@@ -61,7 +61,7 @@ def check_input_file(path: Path, what: str) -> None:
     except OSError as exc:
         raise LrtoolError(f"{what}: cannot read {path}: {exc.strerror}") from None
     if stat.S_ISDIR(mode):
-        raise LrtoolError(f"{what}: {path} is a folder, not a file")
+        raise LrtoolError(f"{what}: {path} is a directory, not a file")
     if not stat.S_ISREG(mode):
         raise LrtoolError(
             f"{what}: {path} is not a regular file (a pipe or a device); save the data to a "

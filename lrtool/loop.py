@@ -80,9 +80,9 @@ def loop_options(
     shortcuts (``find_lr``, ``verify_lr`` and ``train`` take both); giving both is an error
     rather than a silent choice of one."""
     flat = {"accumulation_steps": accumulation_steps, "amp": amp, "grad_clip": grad_clip}
-    given = {k: v for k, v in flat.items() if v is not None}
+    given = [k for k, v in flat.items() if v is not None]
     if options is None:
-        return LoopOptions(**given)
+        return LoopOptions(1 if accumulation_steps is None else accumulation_steps, amp, grad_clip)
     if not isinstance(options, LoopOptions):
         raise usage_error(
             f"options: expected lrtool.LoopOptions(...), got {type(options).__name__}"

@@ -79,9 +79,10 @@ def claimed_folder(
             claim, created = _claim(folder, names, force)
             break
         except _Taken as taken:
-            folder = next(options, None)  # type: ignore[arg-type]
-            if folder is None:
+            following = next(options, None)
+            if following is None:
                 raise LrtoolError(taken.message) from None
+            folder = following
     key = folder.resolve()
     _CLAIMS[key] = claim
     try:

@@ -407,7 +407,6 @@ def test_yaml_bombs_and_special_files_fail_fast(tmp_path):
         assert "not a regular file" in _lrtool("find", "/dev/zero").stderr
 
 
-
 @pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
 def test_a_pipe_or_a_device_as_data_or_metric_csv_fails_at_once(tmp_path, kind):
     """data.path and plot --metric-csv naming a FIFO would block for ever, /dev/zero would
@@ -433,6 +432,7 @@ def test_a_metric_csv_that_is_not_utf8_is_one_line(tmp_path):
     bad.write_bytes(b"metric\n0.5\n\xff\xfe0.4\n")
     done = _lrtool("plot", "--schedule", "plateau", "--metric-csv", str(bad))
     assert done.returncode != 0 and "not UTF-8" in done.stderr and "Traceback" not in done.stderr
+
 
 def test_plotting_a_billion_plateau_steps_is_cheap():
     result = invoke("plot", "--schedule", "plateau", "--steps", "1000000000", "--width", "40")

@@ -208,7 +208,8 @@ def test_results_are_never_half_written_by_a_cli_run(tiny_config, tmp_path, monk
     monkeypatch.setattr(res.os, "link", real_link)
     assert result.exit_code == 1 and "Input/output error" in result.stderr
     # no temporary left, and the folder says it is incomplete (no summary.json)
-    assert sorted(p.name for p in out.iterdir()) == [res.INCOMPLETE_NAME, "range_test.csv"]
+    placed = sorted(p.name for p in out.iterdir())
+    assert placed == [res.INCOMPLETE_NAME, "range_test.csv", "range_test_first_sweep.csv"]
     lines = (out / "range_test.csv").read_text().splitlines()
     assert lines[0] == ",".join(RANGE_TEST_COLUMNS) and len(lines) > 2
     assert all(len(line.split(",")) == len(RANGE_TEST_COLUMNS) for line in lines)
@@ -388,8 +389,8 @@ def test_smoke_fails_when_the_loss_diverges_at_the_very_start(tmp_path, monkeypa
     cfg = poisoned_config(tmp_path, 0, "nan")
     result = invoke("find", cfg, "--out", tmp_path / "s", "--smoke")
     assert result.exit_code == 1
-    assert result.stdout.startswith("smoke: FAIL: the loss diverged at the very start")
-    assert len(result.stdout.strip().splitlines()) == 1
+    assert result.stderr.startswith("smoke: FAIL: the loss diverged at the very start")
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
 
 
 def test_smoke_fails_when_the_curve_cannot_support_a_suggestion(tmp_path):
@@ -401,7 +402,7 @@ def test_smoke_fails_when_the_curve_cannot_support_a_suggestion(tmp_path):
         """,
     )
     result = invoke("find", cfg, "--out", tmp_path / "s", "--smoke")
-    assert result.exit_code == 1 and result.stdout.startswith("smoke: FAIL")
+    assert result.exit_code == 1 and result.stderr.startswith("smoke: FAIL")
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["smoke"]["ok"] is False and summary["lr"] is None
 
@@ -413,6 +414,14 @@ def test_smoke_passes_inside_the_expected_range_with_json(tiny_config, tmp_path)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # --json: nothing but the summary on stdout
     assert data["smoke"]["ok"] is True and "within 1e-06:100" in data["smoke"]["verdict"]
+    # a human-readable line still reaches the CI log (stderr), and the JSON carries it too
+    assert result.stderr.startswith("smoke: ok") and data["message"] == data["smoke"]["verdict"]
+    failed = invoke(
+        "find", tiny_config, "--out", tmp_path / "f", "--smoke", "--expect-lr", "1e-9:1e-8",
+        "--json",
+    )  # fmt: skip
+    assert failed.exit_code == 1 and failed.stderr.startswith("smoke: FAIL")
+    assert json.loads(failed.stdout)["message"].startswith("smoke: FAIL")
 
 
 @pytest.mark.parametrize("command", ["train", "compare"])

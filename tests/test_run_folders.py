@@ -46,7 +46,9 @@ def test_a_held_folder_is_refused_and_taken_over_once_its_holder_is_killed(tmp_p
     folder = tmp_path / "run"
     holder = _hold(folder, tmp_path)
     try:
-        with pytest.raises(LrtoolError, match=f"in use by another lrtool run \\(pid {holder.pid}\\)"):
+        with pytest.raises(
+            LrtoolError, match=f"in use by another lrtool run \\(pid {holder.pid}\\)"
+        ):
             with outputs.claimed_folder(folder, ["a.csv"], False):
                 pass
     finally:

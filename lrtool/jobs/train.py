@@ -208,9 +208,9 @@ def run(
     main = distributed.is_main_rank()
     if main:
         check_png(outputs.png, outputs.force)
-    target, alternatives = run_folders(outputs.out, loaded.name, "train")
+    first_choice, alternatives = run_folders(outputs.out, loaded.name, "train")
     claim = (
-        files.claimed_folder(target, FILES, outputs.force, alternatives)
+        files.claimed_folder(first_choice, FILES, outputs.force, alternatives)
         if main
         else contextlib.nullcontext()  # ranks other than 0: no folder
     )

@@ -225,10 +225,12 @@ def find(
         raise typer.Exit(interrupts.exit_code() if outcome.interrupted else 0)
     if outcome.interrupted:
         _interrupted(f"{outcome.result.steps_run} steps", outcome.folder)
+    if outcome.smoke is not None:
+        _stderr().print(outcome.smoke[1], markup=False, soft_wrap=True)  # a verdict: stderr
     if as_json:
         typer.echo(json_text(outcome.summary), nl=False)
     elif outcome.smoke is not None:
-        typer.echo(outcome.smoke[1])
+        pass  # the verdict is the output
     else:
         out_console = _stdout()
         render.distributed_line(out_console, outcome.summary)

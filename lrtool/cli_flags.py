@@ -98,8 +98,9 @@ MonitorOpt = Annotated[
     str | None,
     typer.Option(
         "--monitor",
-        help="What the sweep watches: auto (val with a validation split and budget 0, else "
-        "train), train (each step's loss) or val (fixed val batches).",
+        help="What the sweep watches: auto (val with a validation split, else train), train "
+        "(each step's loss) or val (fixed val batches; the training loss is read where "
+        "their curve cannot be).",
     ),
 ]
 ValBatchesOpt = Annotated[

@@ -144,9 +144,10 @@ class FindConfig(Strict):
     verify: bool | Literal["auto"] = "auto"
     verify_steps: int | None = Field(None, ge=5, le=MAX_STEPS)
     # What the sweep watches: the training loss of each step, or the mean loss over the first
-    # val_batches validation batches after each step (torch-lr-finder's val mode); auto:
-    # lrtool.finder.default_monitor (val with a validation split and budget 0, else train).
-    # The search scores each candidate on lrtool.verify.SEARCH_VAL_BATCHES batches.
+    # val_batches validation batches after each step (torch-lr-finder's val mode; the training
+    # loss is recorded too and read where the validation curve cannot be); auto:
+    # lrtool.finder.default_monitor (val with a validation split, else train). The search
+    # scores each candidate on lrtool.verify.SEARCH_VAL_BATCHES batches.
     monitor: Literal["auto", "train", "val"] = "auto"
     val_batches: int = Field(4, ge=1, le=100_000)
     # Where the state the second sweep and the search start from is kept: one host copy,

@@ -108,6 +108,7 @@ class RangeTestResult:
     elapsed_s: float = 0.0
     interrupted: bool = False
     monitor: str = "train"
+    read_curve: str = ""  # the curve the suggestion was read from (monitor, or "train")
     repeat_lrs: list[float | None] = field(default_factory=list)  # per sweep, with repeats
     coarse: RangeTestResult | None = None  # the first sweep, when this one refines it
     refined_because: str = ""
@@ -319,10 +320,11 @@ def find_lr(
     their mean), ``"bf16"``/``"fp16"`` autocast (GradScaler for fp16 on CUDA), a cap on the
     gradient norm. With ``monitor="val"`` the
     monitored loss is the mean over the first ``val_batches`` validation batches after each
-    step (that many forward passes a step), as torch-lr-finder's val mode; ``monitor="train"``
+    step (that many forward passes a step), as torch-lr-finder's val mode; the training loss
+    is recorded too, and read where the validation curve gives no number. ``monitor="train"``
     watches the training loss and keeps ``val_loader`` for the search. ``monitor=None`` (the
-    default) is :func:`default_monitor`: ``"val"`` when ``val_loader`` is given and the curve
-    alone answers (budget 0), ``"train"`` when the budgeted search follows.
+    default) is :func:`default_monitor`: ``"val"`` when ``val_loader`` is given, else
+    ``"train"``.
 
     The budgeted search (:func:`lrtool.verify.verify_lr` with ``budget``) follows when
     ``budget`` > 0: constant-LR trainings seeded by the curve's suggestion, at most ``budget``
@@ -460,12 +462,12 @@ class FindPlan:
         )  # fmt: skip
 
 
-def default_monitor(has_val: bool, budget: float) -> str:
-    """What the sweep watches unless told: the validation batches when there are some and the
-    curve alone answers (budget 0), else the training loss, with the validation batches kept
-    for scoring the search. Chosen out of fold on the suggestion suite for the rules lrtool
-    ships (docs/suggestion-quality.md, "What the sweep watches")."""
-    return "val" if has_val and budget == 0 else "train"
+def default_monitor(has_val: bool, budget: float = 0.0) -> str:
+    """What the sweep watches unless told: the validation batches when there are some (their
+    curve is read first, and the training loss recorded by the same sweep where it cannot be:
+    :func:`attach_suggestions`), else the training loss; whatever the budget. Chosen out of
+    fold on the suggestion suite (docs/suggestion-quality.md, "What the sweep watches")."""
+    return "val" if has_val else "train"
 
 
 def sweep_and_refine(
@@ -757,12 +759,25 @@ def _sweep(
 
 
 def attach_suggestions(result: RangeTestResult, repeat_lrs: list[float] | None = None) -> None:
-    """Run every suggestion rule on the curve and choose the recommendation."""
+    """Run every suggestion rule on the curve and choose the recommendation. A sweep that
+    watched validation batches records the training loss too; where the validation curve
+    gives no number (flat, noise), the rules read the training-loss curve of the same sweep,
+    and the reason says so (``result.read_curve``)."""
     group = result.optimizer_group
     result.suggestions = run_rules(result.lrs, result.losses, group)
-    result.recommendation = recommend(
-        result.lrs, result.losses, result.suggestions, repeat_lrs, group
-    )
+    rec = recommend(result.lrs, result.losses, result.suggestions, repeat_lrs, group)
+    result.read_curve = result.monitor
+    if rec.lr is None and result.monitor != "train" and len(result.train_losses) == len(result.lrs):
+        found = run_rules(result.lrs, result.train_losses, group)
+        fallback = recommend(result.lrs, result.train_losses, found, repeat_lrs, group)
+        if fallback.lr is not None:
+            why = "; ".join(rec.warnings) or "unreadable"
+            fallback.reason = (
+                f"the {result.monitor} curve gave no number ({why}), so the training loss of "
+                f"the same sweep was read: {fallback.reason}"
+            )
+            result.suggestions, rec, result.read_curve = found, fallback, "train"
+    result.recommendation = rec
 
 
 def optimizer_group(optimizer: torch.optim.Optimizer) -> str:

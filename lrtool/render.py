@@ -102,7 +102,8 @@ def find(out: Console, result: Any, folder: Path, quiet: bool, no_plot: bool, co
         curve = result.lagfree
         out.print(report.curve_table(result.lrs, result.losses, result.smoothed, curve))
         notes = {name: info.note for name, info in RULES.items()}
-        out.print(report.suggestions_table(result.suggestions, notes, "lrtool"))
+        searched = result.verification is not None and rec is not None and rec.rule != "lrtool"
+        out.print(report.suggestions_table(result.suggestions, notes, "lrtool", searched))
         if not no_plot:
             marks = {"lr": result.lr, "1cycle": result.onecycle_max_lr}
             log_x = result.mode == "exp"
@@ -116,10 +117,10 @@ def find(out: Console, result: Any, folder: Path, quiet: bool, no_plot: bool, co
         if result.coarse is not None:
             first = result.coarse
             out.print(
-                f"refined: the first sweep ({first.start_lr:.2g}..{first.end_lr:.2g}, "
-                f"{first.steps_run} steps; {first.stop_reason}) was too weak to read: "
-                f"{result.refined_because}; this curve is a second sweep over "
-                f"{result.start_lr:.3g}..{result.end_lr:.3g} ({result.steps_total} steps in all)",
+                f"refined: after the first sweep ({first.start_lr:.2g}..{first.end_lr:.2g}, "
+                f"{first.steps_run} steps; {first.stop_reason}), a second sweep over "
+                f"{result.start_lr:.3g}..{result.end_lr:.3g} ({result.steps_total} steps in "
+                f"all) is the curve read here: {result.refined_because}",
                 markup=False,
             )
         elif result.refined_because:
@@ -131,16 +132,7 @@ def find(out: Console, result: Any, folder: Path, quiet: bool, no_plot: bool, co
     if result.lr is None:
         out.print("no suggestion: see the warning above; results in " + str(folder), markup=False)
         return
-    spread = (
-        f" (rules within {rec.spread_decades:.2f} decades)"
-        if rec.spread_decades is not None
-        else ""
-    )
-    out.print(
-        f"suggested lr: {result.lr:.3g} (constant)   onecycle max_lr: {result.onecycle_max_lr:.3g}"
-        f"   confidence: {rec.confidence}{spread}",
-        markup=False,
-    )
+    out.print(report.answer_line(result), markup=False)
     if not quiet:
         out.print(f"why ({rec.rule}): {rec.reason}", markup=False)
         out.print(f"results: {folder}/range_test.csv, {folder}/summary.json", markup=False)
@@ -202,7 +194,7 @@ def compare(
     """``lrtool compare``: the table, the val-loss and LR overlays, and the winner."""
     summary = outcome.summary
     one = outcome.one_schedule
-    label = "same LR per schedule" if one is None else f"{one} at several LRs"
+    label = "each run's LR in the lr column" if one is None else f"{one} at several LRs"
     out.print(report.compare_table(outcome.rows, summary["target_val_loss"], label))
     for note in summary.get("notes") or []:
         out.print(f"note: {note}", markup=False)

@@ -65,16 +65,43 @@ def curve_table(
 
 
 def suggestions_table(
-    suggestions: dict[str, float | None], notes: dict[str, str], recommended: str | None
+    suggestions: dict[str, float | None],
+    notes: dict[str, str],
+    recommended: str | None,
+    searched: bool = False,
 ) -> Table:
-    table = Table(title="Suggestions", title_justify="left")
+    """Every rule's LR on the curve; the recommended rule starred, unless a search chose the
+    answer (``searched``): then no rule is, and its title points to the search's table."""
+    title = "Suggestions" + (
+        " of the curve (the search below chose the answer)" if searched else ""
+    )
+    table = Table(title=title, title_justify="left")
     table.add_column("rule")
     table.add_column("lr", justify="right")
-    table.add_column("note")
+    table.add_column("note", overflow="fold")
     for name, value in suggestions.items():
-        mark = " *" if name == recommended else ""
+        mark = " *" if name == recommended and not searched else ""
         table.add_row(name + mark, fmt_lr(value), notes.get(name, ""))
     return table
+
+
+def answer_line(result: Any) -> str:
+    """The one line that states a range test's answer: the same words on the terminal, in
+    ``summary.json``'s ``message`` and in ``--json``."""
+    rec = result.recommendation
+    if result.lr is None:
+        why = rec.warnings[0] if rec and rec.warnings else "the curve cannot support a number"
+        return f"no suggestion: {why.removeprefix('no suggestion: ')}"
+    spread = (
+        f" (rules within {rec.spread_decades:.2f} decades)"
+        if rec.spread_decades is not None
+        else ""
+    )
+    peak = "-" if result.onecycle_max_lr is None else f"{result.onecycle_max_lr:.3g}"
+    return (
+        f"suggested lr: {result.lr:.3g} (constant)   onecycle max_lr: {peak}   "
+        f"confidence: {rec.confidence}{spread}"
+    )
 
 
 def verify_table(verification: Any) -> Table:
@@ -428,7 +455,13 @@ def compare_table(rows: list[dict[str, Any]], target: float | None, label: str) 
         "wall time (s)",
         "stop",
     ):
-        table.add_column(col, justify="left" if col in ("run", "stop") else "right")
+        # a run's name is never cut short: it wraps in a narrow terminal
+        table.add_column(
+            col,
+            justify="left" if col in ("run", "stop") else "right",
+            overflow="fold" if col == "run" else "ellipsis",
+            min_width=9 if col == "run" else None,
+        )
     for r in rows:
         acc = r.get("final_accuracy")
         reach = r.get("steps_to_target")

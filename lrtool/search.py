@@ -16,7 +16,9 @@ and worse later, so a candidate still improving quickly gains ``horizon`` doubli
 last trend. With ``explore``, a winner at the edge of the candidates gets one more neighbour
 beyond it. The winner is the lowest LR ranking within ``tolerance`` of the best (as a
 fraction of the improvement over the untrained model), moved ``shift`` decades; a candidate
-whose loss turned NaN/Inf never wins. The 1cycle peak is the winner times
+whose loss turned NaN/Inf never wins. With ``margin``, the curve's own LR (the middle of an odd
+number of candidates) stands unless the winner beats it by that fraction of the improvement:
+then the range test's answers are kept as they are. The 1cycle peak is the winner times
 ``10**onecycle_above``, or, with ``onecycle_above`` None, the range test's own 1cycle peak.
 
 A curve that gave no number seeds no centre: the search then looks over a bracket centred a
@@ -39,7 +41,7 @@ MIN_IMPROVEMENT = 0.01  # a winner must beat the untrained model's loss by this 
 # each doubling of the training gains GAIN_RATIO times what the last one gained. Measured on
 # the suggestion suite as the median ratio of successive gains of constant-LR runs within 0.2
 # of their best (benchmarks/suggestion_quality.py prints it with the prediction's accuracy).
-GAIN_RATIO = 0.5
+GAIN_RATIO = 0.7
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class SearchParams:
     # the curve's 1cycle peak)
     explore: bool = False  # a winner at an edge gets one more neighbour beyond it
     horizon: float = 0.0  # doublings of the final rung's last trend added to its score
+    margin: float = 0.0  # the curve's own LR (the middle of an odd number of candidates) is
+    # kept unless the winner ranks better by this fraction of the improvement
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class SearchPlan:
     rung_sizes: list[int]  # candidates trained at each rung
     params: SearchParams
     target_steps: int  # the length of the training the LR is for
+    centre: float | None = None  # the curve's constant LR the candidates are centred on
 
     @property
     def steps_total(self) -> int:
@@ -100,6 +105,7 @@ class SearchOutcome:
     steps_spent: int = 0
     winner: float | None = None  # the candidate that won, before the shift
     predicted: float | None = None  # the winner's predicted loss at the full length
+    kept_curve: bool = False  # the curve's own LR held within the margin: it stands as it is
 
 
 # ``score(lr, steps)``: (the loss after ``steps`` steps, the loss after ``steps // 2``; NaN
@@ -149,7 +155,8 @@ def plan_search(
     sizes = [math.ceil(n / 2**r) for r in range(params.rungs)]
     for k in range(params.rungs - 1, MAX_HALVINGS + 1):
         steps = [max(1, round(target_steps * 2.0 ** (r - k))) for r in range(params.rungs)]
-        plan = SearchPlan(lrs, steps, sizes, params, target_steps)
+        seeded = centre if span is None and n % 2 == 1 else None
+        plan = SearchPlan(lrs, steps, sizes, params, target_steps, seeded)
         if plan.steps_total <= budget * target_steps:
             return plan
     return None
@@ -168,17 +175,21 @@ def predicted_full_length(score: float, halfway: float, steps: int, target_steps
     """The loss predicted at ``target_steps`` from the losses after ``steps // 2`` and ``steps``
     steps: ``score - g * (r + r^2 + ... + r^D)`` with ``g = halfway - score`` the last gain,
     ``r`` = :data:`GAIN_RATIO` and ``D = log2(target_steps / steps)`` more doublings (a
-    geometric learning curve). NaN when either loss is unknown.
+    geometric learning curve), never below 0 for a loss that stayed >= 0. NaN when either loss
+    is unknown. A rough guide: its error on the suite is in docs/suggestion-quality.md.
 
-    >>> predicted_full_length(1.0, 1.2, 100, 400)  # two doublings: 1 - 0.2 * (0.5 + 0.25)
-    0.85
+    >>> predicted_full_length(1.0, 1.2, 100, 400)  # two doublings: 1 - 0.2 * (0.7 + 0.49)
+    0.762
     """
     if not (math.isfinite(score) and math.isfinite(halfway)):
         return math.nan
     doublings = max(0.0, math.log2(target_steps / steps))
     r = GAIN_RATIO
     total = r * (1 - r**doublings) / (1 - r)
-    return round(score - (halfway - score) * total, 12)
+    predicted = score - (halfway - score) * total
+    if score >= 0 and halfway >= 0:
+        predicted = max(predicted, 0.0)  # a loss that stayed >= 0 is not predicted below 0
+    return round(predicted, 12)
 
 
 def run_search(plan: SearchPlan, score: Score, untrained: float) -> SearchOutcome:
@@ -206,10 +217,31 @@ def run_search(plan: SearchPlan, score: Score, untrained: float) -> SearchOutcom
         return SearchOutcome(None, None, trials, spent)
     last = next(t for t in reversed(trials) if t.lr == winner)
     predicted = predicted_full_length(last.score, last.halfway, last.steps, plan.target_steps)
+    predicted_or_none = None if math.isnan(predicted) else predicted
+    if keeps_the_curve(plan, alive, ranks, winner, untrained):
+        centre = plan.centre
+        assert centre is not None
+        kept = next(t for t in reversed(trials) if t.lr == centre)
+        guess = predicted_full_length(kept.score, kept.halfway, kept.steps, plan.target_steps)
+        return SearchOutcome(
+            centre, None, trials, spent, centre, None if math.isnan(guess) else guess, True
+        )
     peak = None if p.onecycle_above is None else winner * 10 ** (p.shift + p.onecycle_above)
-    outcome = SearchOutcome(winner * 10**p.shift, peak, trials, spent, winner)
-    outcome.predicted = None if math.isnan(predicted) else predicted
-    return outcome
+    return SearchOutcome(winner * 10**p.shift, peak, trials, spent, winner, predicted_or_none)
+
+
+def keeps_the_curve(
+    plan: SearchPlan, alive: list[float], ranks: dict[float, float], winner: float,
+    untrained: float,
+) -> bool:  # fmt: skip
+    """Whether the curve's own LR stands: it reached the last rung and ranks within ``margin``
+    times the improvement over the untrained model of the winner (a short training does not
+    overrule the curve on a small difference)."""
+    centre, margin = plan.centre, plan.params.margin
+    if margin <= 0 or centre is None or centre not in alive or not math.isfinite(ranks[centre]):
+        return False
+    gain = untrained - ranks[winner] if math.isfinite(untrained) else 0.0
+    return ranks[centre] <= ranks[winner] + margin * max(gain, 0.0)
 
 
 def _trial(score: Score, lr: float, rung: int, steps: int) -> Trial:
@@ -254,18 +286,26 @@ def choose(
 # Chosen by leave-one-family-out cross-validation on the suggestion suite
 # (benchmarks/suggestion_quality.py prints them; docs/suggestion-quality.md).
 SEARCH_PARAMS: dict[float, SearchParams] = {
-    0.1: SearchParams(4, 0.25, 1, shift=-0.375, tolerance=0.0, onecycle_above=0.5),
-    0.25: SearchParams(4, 0.25, 1, shift=-0.125, tolerance=0.05, onecycle_above=0.375),
-    0.5: SearchParams(4, 0.25, 1, shift=-0.125, tolerance=0.0, onecycle_above=0.375),
-    1.0: SearchParams(4, 0.25, 1, shift=0.0, tolerance=0.05, onecycle_above=0.375),
-    2.0: SearchParams(8, 0.25, 1, shift=0.0, tolerance=0.05, onecycle_above=0.375),
+    0.1: SearchParams(2, 0.25, 1, -0.25, 0.0, None, explore=True),
+    0.25: SearchParams(2, 0.5, 1, -0.25, 0.05, None, explore=True, horizon=0.5),
+    0.5: SearchParams(3, 0.5, 1, -0.375, 0.05, 0.25, explore=True, margin=0.05),
+    1.0: SearchParams(3, 0.5, 1, 0.0, 0.05, 0.25, explore=True),
+    2.0: SearchParams(2, 0.5, 1, -0.125, 0.0, 0.25, explore=True),
 }
 # When the curve gave no number: the bracket per budget (chosen by the same cross-validation).
 FALLBACK_PARAMS: dict[float, Bracket] = {
-    b: Bracket(SearchParams(4, 3.5 / 3, 1, 0.0, 0.0, 0.375), below_stop=1.75) for b in SEARCH_PARAMS
+    0.1: Bracket(SearchParams(4, 0.5, 1, -0.5, 0.0, 0.5, explore=True), below_stop=2.0),
+    0.25: Bracket(
+        SearchParams(3, 0.5, 1, -0.375, 0.05, 0.375, explore=True, horizon=0.5), below_stop=2.0
+    ),
+    0.5: Bracket(SearchParams(3, 0.5, 1, -0.25, 0.05, 0.375, explore=True), below_stop=2.0),
+    1.0: Bracket(SearchParams(4, 0.5, 1, 0.0, 0.0, 0.375, explore=True), below_stop=2.5),
+    2.0: Bracket(SearchParams(4, 0.75, 1, 0.125, 0.05, 0.375, explore=True), below_stop=2.5),
 }
-# lrtool find's default: the smallest budget whose out-of-fold 90th-percentile regret is at
-# most 0.15 for both uses (docs/suggestion-quality.md, "Regret against budget").
+# The default of lrtool find and find_lr(target_steps=...): the budget with the best mean of
+# the out-of-fold median and 90th percentile of both uses, averaged over the runs with and
+# without a validation split, among those that spend at most 0.5 runs of extra training
+# (docs/suggestion-quality.md, "What the sweep watches and what the search spends").
 DEFAULT_BUDGET = 0.5
 
 

@@ -61,6 +61,8 @@ class VerifyResult:
     target_steps: int | None = None
     winner: float | None = None  # the candidate the search kept, before its shift
     predicted: float | None = None  # the winner's predicted loss at the target length
+    kept_curve: bool = False  # the curve's own LR held within the search's margin
+    onecycle_from_curve: bool = False  # the 1cycle peak is the range test's own
     interrupted: bool = False  # stopped by a signal: the candidates so far, no choice
     failed: str | None = None  # an error in a training: the candidates so far, no choice
 
@@ -75,7 +77,9 @@ class VerifyResult:
         for c in self.candidates:
             winner = searched and c.lr == self.winner and c.rung == last
             note = "explored beyond the edge" if c.explored else ""
-            if winner:
+            if winner and self.kept_curve:
+                note = "the curve's LR: kept (no candidate beat it by the margin)"
+            elif winner:
                 note = "winner" if self.lr == c.lr else "winner (moved: see the next row)"
             rows.append(
                 {
@@ -97,14 +101,12 @@ class VerifyResult:
                 )
             if self.onecycle_max_lr is not None:
                 above = math.log10(self.onecycle_max_lr / self.lr)
-                rows.append(
-                    _suggested(
-                        "onecycle",
-                        self.onecycle_max_lr,
-                        last,
-                        f"the constant LR {above:+.3g} decades",
-                    )
+                note = (
+                    "the range test's 1cycle peak"
+                    if self.onecycle_from_curve
+                    else f"the constant LR {above:+.3g} decades"
                 )
+                rows.append(_suggested("onecycle", self.onecycle_max_lr, last, note))
         return rows
 
 
@@ -128,6 +130,8 @@ def apply_verification(result: Any, checked: VerifyResult, because: str) -> None
             "the range-test curve could not be read: the LR comes from the budgeted search alone"
         ]
     rec.lr = checked.lr
+    if checked.onecycle_max_lr is None and checked.budget is not None:
+        checked.onecycle_max_lr, checked.onecycle_from_curve = rec.onecycle_max_lr, True
     rec.onecycle_max_lr = checked.onecycle_max_lr or rec.onecycle_max_lr
     if checked.budget is not None and checked.target_steps:
         rec.rule = "lrtool --budget"
@@ -137,6 +141,8 @@ def apply_verification(result: Any, checked: VerifyResult, because: str) -> None
             f"({checked.steps_spent} steps = {spent:.2f} "
             f"of a {checked.target_steps}-step training, {checked.monitor} loss)"
         )
+        if checked.kept_curve:
+            rec.reason += ", which kept the curve's LR: no candidate beat it by the margin"
     else:
         rec.rule = "lrtool --verify"
         rec.reason += (
@@ -359,6 +365,7 @@ def _search(
         candidate.rung, candidate.explored = trial.rung, trial.explored
     result.lr, result.onecycle_max_lr = outcome.lr, outcome.onecycle_max_lr
     result.winner, result.predicted = outcome.winner, outcome.predicted
+    result.kept_curve = outcome.kept_curve
     result.elapsed_s = time.perf_counter() - started
     return result
 

@@ -20,9 +20,11 @@ def test_find_writes_csv_and_summary(tiny_config, tmp_path):
     assert "suggested lr" in result.stdout and "Suggestions" in result.stdout
     rows = list(csv.DictReader((out / "range_test.csv").open()))
     assert list(rows[0]) == ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
-    assert float(rows[0]["lr"]) == 1e-4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps_run"] == len(rows)
+    first = out / "range_test_first_sweep.csv"  # the second sweep is always read by default
+    assert summary["refined"] is not None and first.exists()
+    assert float(next(csv.DictReader(first.open()))["lr"]) == 1e-4  # find.start_lr
     assert summary["lr"] is None or summary["lr"] > 0
     assert {"lrtool", "valley", "minimum_div10", "steepest"} <= set(summary["suggestions"])
     assert summary["versions"]["torch"]
@@ -83,11 +85,17 @@ def test_repeats_report_spread(tiny_config, tmp_path):
 def test_smoke_pass_and_fail(tiny_config, tmp_path):
     ok = invoke("find", tiny_config, "--out", tmp_path / "a", "--smoke")
     assert ok.exit_code == 0, ok.output
-    assert ok.stdout.startswith("smoke: ok")
+    assert ok.stderr.startswith("smoke: ok")
+    # it judges exactly what lrtool find reports with the same config: the searched answer
+    found = invoke("find", tiny_config, "--out", tmp_path / "f", "-q")
+    smoked, plain = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "af")
+    assert smoked["lr"] == plain["lr"] and smoked["rule"] == plain["rule"] == "lrtool --budget"
+    assert found.exit_code == 0 and f"{plain['lr']:.3g}" in ok.stderr
     bad = invoke(
         "find", tiny_config, "--out", tmp_path / "b", "--smoke", "--expect-lr", "1e-9:1e-8"
     )
-    assert bad.exit_code == 1 and "outside the expected range" in bad.stdout
+    assert bad.exit_code == 1 and "outside the expected range" in bad.stderr
+    assert bad.stdout == ""  # verdicts go to stderr, like errors
     flat = write_config(
         tmp_path,
         """
@@ -96,7 +104,7 @@ def test_smoke_pass_and_fail(tiny_config, tmp_path):
         """,
     )
     never = invoke("find", flat, "--out", tmp_path / "c", "--smoke")
-    assert never.exit_code == 1 and "FAIL" in never.stdout
+    assert never.exit_code == 1 and "FAIL" in never.stderr
 
 
 def test_png_is_written(tiny_config, tmp_path):
@@ -223,46 +231,38 @@ def test_debug_shows_traceback(tmp_path):
     assert result.exit_code != 0 and result.exception is not None
 
 
-DEFAULTS_CONFIG = """
-seed: 3
-device: cpu
-data: {source: synthetic, n_samples: 512, n_features: 8, n_classes: 3, batch_size: 32}
-model: {name: mlp, hidden: [16]}
-optimizer: {name: adam, lr: 0.001}
-train: {steps: 60}
-"""
-
-
 @pytest.mark.parametrize("budget", [None, 0])
 def test_find_lr_at_its_defaults_gives_what_lrtool_find_gives(tmp_path, budget):
-    """One find path: with a validation split and the training length, ``find_lr`` at its
-    own defaults runs the same sweep, monitor and search as ``lrtool find`` with no ``find``
-    settings (budget None: the default search; budget 0: the curve alone)."""
+    """One find path (issue 25): on the quickstart config, with its validation split and
+    train.steps as the training length, ``find_lr`` at its own defaults runs the same sweeps,
+    monitor and search as ``lrtool find`` with no find settings (budget None: the default
+    search; budget 0: the curve alone) and gives the same LR."""
     from lrtool import find_lr
     from lrtool.config import load_config
     from lrtool.jobs.common import LoadedConfig, prepare
 
-    text = DEFAULTS_CONFIG + ("" if budget is None else f"find: {{budget: {budget}}}\n")
-    config_path = write_config(tmp_path, text)
+    config_path = ROOT / "configs" / "quickstart.yaml"
     out = tmp_path / "run"
-    cli = invoke("find", config_path, "--out", out, "--no-plot", "--json")
+    extra = [] if budget is None else ["--budget", str(budget)]
+    cli = invoke("find", config_path, "--out", out, "--no-plot", "--json", *extra)
     assert cli.exit_code == 0, cli.output
     summary = json.loads((out / "summary.json").read_text())
 
-    setup = prepare(LoadedConfig(load_config(config_path), str(config_path), tmp_path))
-    extra = {} if budget is None else {"budget": budget}
+    loaded = load_config(config_path)
+    setup = prepare(LoadedConfig(loaded, str(config_path), config_path.parent))
+    kwargs = {} if budget is None else {"budget": budget}
     api = find_lr(
         setup.model, setup.optimizer, setup.fresh_train_batches(), setup.loss_fn,
-        val_loader=setup.data.val, target_steps=60, **extra,
+        val_loader=setup.data.val, target_steps=loaded.train.steps, **kwargs,
     )  # fmt: skip
     rows = list(csv.DictReader((out / "range_test.csv").open()))
     assert [float(r["loss"]) for r in rows] == pytest.approx(api.losses, rel=1e-6)
-    assert summary["monitor"] == api.monitor == ("train" if budget is None else "val (4 batches)")
+    assert summary["monitor"] == api.monitor == "val (4 batches)"
     assert summary["lr"] == pytest.approx(api.lr, rel=1e-6)
     assert summary["onecycle_max_lr"] == pytest.approx(api.onecycle_max_lr, rel=1e-6)
     searched = summary.get("verify")
     assert (searched is None) == (api.verification is None) == (budget == 0)
     if searched:
-        tried = [c["lr"] for c in searched["candidates"]]
+        tried = [c["lr"] for c in searched["candidates"] if c["steps"]]
         assert tried == pytest.approx([c.lr for c in api.verification.candidates], rel=1e-9)
         assert searched["monitor"] == api.verification.monitor

@@ -361,3 +361,25 @@ def test_snapshot_is_one_cpu_copy_of_weights_and_optimizer_state():
     assert all(t.device.type == "cpu" for t in kept)
     live_storage = {t.untyped_storage().data_ptr() for t in live}
     assert not any(t.untyped_storage().data_ptr() in live_storage for t in kept)  # copies
+
+
+def test_an_unreadable_validation_curve_is_read_from_the_same_sweeps_training_loss():
+    """monitor="val" records the training loss too; where the validation curve gives no
+    number (here it is flat: a bias-free network outputs 0 on all-zero validation inputs,
+    whatever it learns), the rules read the training loss of that same sweep, and say so."""
+    from lrtool.data import TensorBatches
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 8, generator=g)
+    y = (x[:, :2].sum(1) > 0).long()
+    noise = (torch.zeros(64, 8), torch.randint(0, 2, (64,), generator=g))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32, bias=False), nn.ReLU(), nn.Linear(32, 2, bias=False))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = TensorBatches(x, y, 32, seed=0)
+    r = find_lr(model, opt, batches, nn.CrossEntropyLoss(), val_loader=[noise], steps=60,
+                refine=False, budget=0)  # fmt: skip
+    assert r.monitor == "val (4 batches)"
+    assert r.read_curve == "train" and r.lr is not None
+    assert "the val (4 batches) curve gave no number" in r.recommendation.reason
+    assert len(r.train_losses) == len(r.losses)

@@ -103,14 +103,16 @@ def test_find_monitor_val_reads_fixed_validation_batches(tiny_config, tmp_path):
         "find", tiny_config, "--out", tmp_path / "t", "-q", "--budget", "0", "--monitor", "train"
     )
     assert train.exit_code == 0 and _summary(tmp_path / "t")["monitor"] == "train"
-    # auto (the default): the val batches for the curve alone, the training loss before a search
+    # auto (the default): the val batches whenever there are some, with or without a search
     alone = invoke("find", tiny_config, "--out", tmp_path / "a", "-q", "--budget", "0")
     assert alone.exit_code == 0 and _summary(tmp_path / "a")["monitor"] == "val (4 batches)"
     searched = invoke("find", tiny_config, "--out", tmp_path / "s", "-q", "--budget", "0.5")
-    assert searched.exit_code == 0 and _summary(tmp_path / "s")["monitor"] == "train"
+    assert searched.exit_code == 0 and _summary(tmp_path / "s")["monitor"] == "val (4 batches)"
     no_val = write_config(
         tmp_path, TINY.replace("batch_size: 32}", "batch_size: 32, val_fraction: 0.0}"), "n.yaml"
     )
+    plain = invoke("find", no_val, "--out", tmp_path / "p", "-q", "--budget", "0")
+    assert plain.exit_code == 0 and _summary(tmp_path / "p")["monitor"] == "train"
     refused = invoke("find", no_val, "--out", tmp_path / "n", "--monitor", "val")
     assert refused.exit_code == 2 and "val_fraction" in refused.stderr
 

@@ -26,10 +26,16 @@ def curve(drop: float, n: int = 100, noise: float = 0.0):
     return list(lrs), list(losses + noise * rng.standard_normal(n))
 
 
-def test_refinement_reason_for_weak_and_strong_curves():
+def test_refinement_reason_for_weak_and_strong_curves(monkeypatch):
+    from lrtool import suggest
+
+    # the shipped threshold is above 1: every readable curve is refined, and says why
+    assert suggest.REFINE_BELOW_DROP > 1
+    assert "always read" in refinement_reason(*curve(0.6))
+    assert refinement_reason(*curve(0.0)) is not None  # never decreased
+    monkeypatch.setattr(suggest, "REFINE_BELOW_DROP", 0.3)  # a threshold below 1
     assert refinement_reason(*curve(0.6)) is None
     assert "fell by only" in refinement_reason(*curve(0.1))
-    assert refinement_reason(*curve(0.0)) is not None  # never decreased
 
 
 def state(model: nn.Module) -> list[torch.Tensor]:
@@ -55,14 +61,17 @@ def test_refine_runs_a_denser_second_sweep_below_the_divergence():
     assert all(torch.equal(a, b) for a, b in zip(before, state(model), strict=True))
 
 
-def test_refine_false_never_refines_and_auto_skips_a_strong_curve():
+def test_refine_false_never_refines_and_auto_refines_even_a_strong_curve():
+    """refine=False: one sweep. "auto" with the shipped threshold (above 1, chosen on the
+    suite): the second sweep is read even after a strong first curve, whose LRs it refines."""
     model, loader = make_problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     never = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=60, refine=False)
     assert never.coarse is None and never.steps_total == never.steps_run
     auto = find_lr(model, opt, loader, nn.CrossEntropyLoss(), steps=60)  # the loss falls ~60%
-    assert refinement_reason(auto.lrs, auto.losses) is None
-    assert auto.coarse is None and auto.lrs == never.lrs
+    assert auto.coarse is not None and auto.coarse.lrs == never.lrs
+    assert auto.refined_because == refinement_reason(never.lrs, never.losses)
+    assert auto.steps_total == auto.steps_run + never.steps_run
 
 
 def test_auto_refines_a_slow_starter():
@@ -213,7 +222,7 @@ train: {steps: 40, eval_every: 20}
 
 def test_find_searches_with_the_default_budget(tmp_path):
     """lrtool find spends lrtool.search.DEFAULT_BUDGET target trainings by default;
-    --no-verify and --budget 0 turn the search off, and --smoke runs stay short."""
+    --no-verify and --budget 0 turn the search off, and --smoke judges what find reports."""
     from lrtool.search import DEFAULT_BUDGET
     from tests.conftest import write_config
 
@@ -237,7 +246,8 @@ def test_find_searches_with_the_default_budget(tmp_path):
     assert zero["verify"] is None
     smoke = invoke("find", cfg, "--out", tmp_path / "c", "--smoke")
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
-    assert smoke.exit_code in (0, 1) and summary["verify"] is None  # smoke runs stay short
+    assert smoke.exit_code in (0, 1) and summary["verify"]["budget"] == DEFAULT_BUDGET
+    assert summary["lr"] == data["lr"]  # the same answer as lrtool find
 
 
 def test_a_budget_of_zero_answers_from_the_curve(tiny_config, tmp_path):

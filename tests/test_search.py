@@ -16,6 +16,7 @@ from torch import nn
 from lrtool.data import TensorBatches
 from lrtool.errors import LrtoolError
 from lrtool.finder import find_lr
+from lrtool.jobs.find import VERIFY_COLUMNS
 from lrtool.search import (
     SEARCH_PARAMS,
     SearchParams,
@@ -24,7 +25,6 @@ from lrtool.search import (
     plan_search,
     run_search,
 )
-from lrtool.jobs.find import VERIFY_COLUMNS
 from lrtool.verify import verify_lr
 from tests.conftest import invoke
 
@@ -175,7 +175,7 @@ def test_cli_find_noise_only_sweep_fails_smoke(tiny_config, tmp_path):
         "--smoke",
     )  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert "smoke: FAIL" in result.stdout
+    assert "smoke: FAIL" in result.stderr
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
     assert summary["lr"] is None
 
@@ -184,3 +184,36 @@ def test_search_params_are_valid():
     for budget, params in SEARCH_PARAMS.items():
         assert params.candidates >= 2 and params.rungs >= 1 and params.spacing > 0
         assert plan_search(1e-3, budget, 1000, params) is not None
+
+
+def _noisy_task():
+    """Logistic regression with 30% of the labels flipped and batches of 2: a 30-step sweep's
+    curve is noise (no number), yet 400 steps at a fair LR learn the rule."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 10, generator=g)
+    w = torch.randn(10, generator=g)
+    clean = ((x @ w) > 0).long()
+    y = torch.where(torch.rand(4000, generator=g) < 0.3, 1 - clean, clean)
+    torch.manual_seed(0)
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, TensorBatches(x[500:], y[500:], 2, seed=0), (x[:500], clean[:500])
+
+
+def test_an_unreadable_curve_with_a_budget_still_gives_a_number_that_trains():
+    """Issue 25: the curve alone declines (noise); with a budget the search starts from the
+    bracket below where the sweep stopped, and its LR trains the task."""
+    model, opt, batches, (xv, yv) = _noisy_task()
+    loss = nn.CrossEntropyLoss()
+    alone = find_lr(model, opt, batches, loss, steps=30, budget=0)
+    assert alone.lr is None and "noise" in alone.recommendation.warnings[0]
+    searched = find_lr(model, opt, batches, loss, steps=30, budget=0.5, target_steps=400)
+    assert searched.lr is not None and searched.verification.candidates
+    assert "the curve gave no number" in searched.recommendation.reason
+    with torch.no_grad():
+        untrained = float(loss(model(xv), yv))
+    from lrtool import build_schedule, train
+
+    schedule = build_schedule("constant", {"lr": searched.lr})
+    trained = train(model, opt, batches, loss, schedule, 400, val_loader=[(xv, yv)])
+    assert trained.evals[-1]["val_loss"] < 0.8 * untrained

@@ -38,7 +38,6 @@ FILES = [RANGE_TEST_FILE, FIRST_SWEEP_FILE, VERIFY_FILE, SUMMARY_FILE]
 # the suggestion rules read (and the plot draws).
 RANGE_TEST_COLUMNS = ["step", "lr", "loss", "smoothed_loss", "lagfree_loss"]
 VERIFY_COLUMNS = ["use", "lr", "score", "steps", "kept", "rung", "predicted", "note"]
-SMOKE_STEPS = 60  # --smoke: a short sweep unless --steps says otherwise
 
 
 @dataclass(frozen=True)
@@ -82,15 +81,11 @@ class FindOutcome:
     files: list[Path] = field(default_factory=list)
 
 
-def configure(loaded: LoadedConfig, flags: FindFlags, smoke: bool = False) -> LoadedConfig:
-    """The config with the flags applied (one validation pass). ``--smoke`` keeps the sweep
-    short and turns the search off unless the flags ask for them."""
+def configure(loaded: LoadedConfig, flags: FindFlags) -> LoadedConfig:
+    """The config with the flags applied (one validation pass). ``--smoke`` changes nothing:
+    it judges exactly the answer ``lrtool find`` gives with the same config and flags (a CI
+    job that wants it faster says so: ``--budget 0``, ``--steps N``)."""
     values = asdict(flags)
-    if smoke:
-        if values["steps"] is None:
-            values["steps"] = min(loaded.config.find.steps, SMOKE_STEPS)
-        if values["verify"] is None:
-            values["verify"] = False
     configured = loaded.with_values("find", values)
     if configured.config.train.epochs is not None:
         # The search chooses the LR for a training of train.steps: count the epochs in steps.
@@ -122,7 +117,7 @@ def run(
     expected = parse_expected_range(outputs.expect_lr) if outputs.expect_lr is not None else None
     if expected is not None and not outputs.smoke:
         raise usage_error("--expect-lr: only used with --smoke")
-    loaded = configure(loaded, flags, outputs.smoke)
+    loaded = configure(loaded, flags)
     if not distributed.is_main_rank():  # under torchrun: train in step with rank 0
         result, interrupted = range_test_or_partial(loaded, backend, None)
         return FindOutcome(result, {}, None, interrupted)
@@ -136,6 +131,7 @@ def run(
 
             outcome.smoke = smoke_verdict(result, expected)
             outcome.summary["smoke"] = {"ok": outcome.smoke[0], "verdict": outcome.smoke[1]}
+            outcome.summary["message"] = outcome.smoke[1]
         outcome.files = write(outcome, folder, outputs.force, outputs.png)
     if result.failed:
         raise LrtoolError(f"{result.failed}; the partial results are in {folder}")
@@ -224,9 +220,12 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
     """What ``summary.json`` of ``lrtool find`` holds."""
     rec = result.recommendation
     checked = result.verification
+    from lrtool.report import answer_line
+
     return {
         "command": "find",
         "config": loaded.source,
+        "message": answer_line(result),
         "lr": result.lr,
         "onecycle_max_lr": result.onecycle_max_lr,
         "rule": rec.rule if rec else None,
@@ -270,6 +269,7 @@ def summary(result: RangeTestResult, loaded: LoadedConfig, folder: Path) -> dict
         "end_lr": result.end_lr,
         "mode": result.mode,
         "monitor": result.monitor,
+        "read_curve": result.read_curve or result.monitor,
         "elapsed_s": round(result.elapsed_s, 3),
         "data": result.context.get("data"),
         "device": result.context.get("device"),

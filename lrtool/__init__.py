@@ -36,6 +36,8 @@ _LAZY = {
     "TrainInterrupted": "lrtool.trainer",
     "TrainFailed": "lrtool.trainer",
     "LoopOptions": "lrtool.loop",
+    "read_suggestion": "lrtool.saved",
+    "SavedSuggestion": "lrtool.saved",
     "Recommendation": "lrtool.suggest",
     "RULES": "lrtool.suggest",
     "TensorBatches": "lrtool.data",

@@ -18,12 +18,46 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from lrtool import cli_flags as flag
 from lrtool import distributed, interrupts, render
 from lrtool.errors import LrtoolError, describe_exception
 
+
+class LrtoolGroup(TyperGroup):
+    """The command group: ``--lr-from-find PATH`` (a directory or a ``.json`` after the flag)
+    becomes the hidden ``--lr-from-find-path PATH``; ``--lr-from-find`` alone stays a flag."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, lr_from_find_paths(args))
+
+
+def lr_from_find_paths(args: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--lr-from-find="):
+            out += ["--lr-from-find-path", arg.split("=", 1)[1]]
+        elif arg == "--lr-from-find" and i + 1 < len(args) and _is_find_result(args[i + 1]):
+            out += ["--lr-from-find-path", args[i + 1]]
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def _is_find_result(token: str) -> bool:
+    """A folder, or a JSON file: never a config (YAML) nor a flag."""
+    if token.startswith("-"):
+        return False
+    return Path(token).expanduser().is_dir() or token.lower().endswith(".json")
+
+
 app = typer.Typer(
+    cls=LrtoolGroup,
     name="lrtool",
     help="Find a good learning rate (LR range test), plot schedules, and compare them.",
     add_completion=False,
@@ -161,10 +195,10 @@ def _loaded(
     return load(config, seed, device, LoopFlags(accumulation, amp, grad_clip))
 
 
-def _lr_plan(lr: float | None, lr_from_find: bool) -> Any:
+def _lr_plan(lr: float | None, lr_from_find: bool, path: Path | None = None) -> Any:
     from lrtool.jobs.train import LrPlan
 
-    return LrPlan(explicit=lr, from_find=lr_from_find)
+    return LrPlan(explicit=lr, from_find=lr_from_find or path is not None, from_find_path=path)
 
 
 def _interrupted(what: str, folder: Path | None) -> None:
@@ -295,6 +329,7 @@ def train(
     epochs: flag.EpochsOpt = None,
     lr: flag.TrainLrOpt = None,
     lr_from_find: flag.TrainLrFromFindOpt = False,
+    lr_from_find_path: flag.LrFromFindPathOpt = None,
     target: flag.TargetOpt = None,
     accumulation_steps: flag.AccumulationOpt = None,
     amp: flag.AmpOpt = None,
@@ -315,12 +350,18 @@ def train(
 
     loaded = _loaded(config, seed, device, accumulation_steps, amp, grad_clip)
     flags = job.TrainFlags(
-        schedule, list(set_ or []), steps, _lr_plan(lr, lr_from_find), target, epochs
+        schedule,
+        list(set_ or []),
+        steps,
+        _lr_plan(lr, lr_from_find, lr_from_find_path),
+        target,
+        epochs,
     )
     outputs = job.TrainOutputs(out, force, png)
     main = distributed.is_main_rank()
     with render.ProgressBar(
-        "range test" if lr_from_find else "training", main and not (quiet or as_json)
+        "range test" if lr_from_find and lr_from_find_path is None else "training",
+        main and not (quiet or as_json),
     ) as bar:
         outcome = job.run(loaded, flags, outputs, backend, bar, bar.relabel)
     if outcome.folder is None:  # a rank other than 0: mirror rank 0's exit code
@@ -352,6 +393,7 @@ def compare(
     epochs: flag.EpochsOpt = None,
     lr: flag.CompareLrOpt = None,
     lr_from_find: flag.CompareLrFromFindOpt = False,
+    lr_from_find_path: flag.LrFromFindPathOpt = None,
     target: flag.TargetOpt = None,
     jobs: flag.CompareJobsOpt = 1,
     accumulation_steps: flag.AccumulationOpt = None,
@@ -373,7 +415,8 @@ def compare(
 
     loaded = _loaded(config, seed, device, accumulation_steps, amp, grad_clip)
     flags = job.CompareFlags(
-        schedules_, schedule, lrs, list(set_ or []), steps, _lr_plan(lr, lr_from_find), target,
+        schedules_, schedule, lrs, list(set_ or []), steps,
+        _lr_plan(lr, lr_from_find, lr_from_find_path), target,
         jobs, epochs,
     )  # fmt: skip
     err = _stderr()

@@ -138,8 +138,16 @@ TrainLrOpt = Annotated[
     float | None, typer.Option("--lr", help="lr, or max_lr for onecycle/cyclic.")
 ]
 TrainLrFromFindOpt = Annotated[
-    bool, typer.Option("--lr-from-find", help="Run a range test first and use its suggestion.")
+    bool,
+    typer.Option(
+        "--lr-from-find",
+        help="Run a range test first and use its suggestion; --lr-from-find PATH reuses an "
+        "earlier lrtool find (its folder or summary.json) instead.",
+    ),
 ]
+# --lr-from-find PATH arrives here (cli.LrtoolGroup moves a path after --lr-from-find to it:
+# Typer has no option that is a flag alone and takes a value when one follows).
+LrFromFindPathOpt = Annotated[Path | None, typer.Option("--lr-from-find-path", hidden=True)]
 CompareSchedulesOpt = Annotated[
     str | None,
     typer.Option("--schedules", help="Comma-separated schedule names to compare."),
@@ -164,7 +172,12 @@ CompareLrOpt = Annotated[
     float | None, typer.Option("--lr", help="LR (max_lr for onecycle) for every run.")
 ]
 CompareLrFromFindOpt = Annotated[
-    bool, typer.Option("--lr-from-find", help="One range test gives every run its LR.")
+    bool,
+    typer.Option(
+        "--lr-from-find",
+        help="One range test gives every run its LR; --lr-from-find PATH reuses an earlier "
+        "lrtool find (its folder or summary.json).",
+    ),
 ]
 CompareJobsOpt = Annotated[int, typer.Option("--jobs", help="Runs in parallel processes.")]
 CompareLogYOpt = Annotated[

@@ -145,8 +145,9 @@ def train(
     if not quiet:
         found = summary.get("range_test")
         if found:
-            key = found["used"]
-            out.print(f"LR from the range test ({key}): {report.fmt_lr(found[key])}", markup=False)
+            key, where = found["used"], found.get("from", "this run")
+            origin = "the range test" if where == "this run" else f"the range test in {where}"
+            out.print(f"LR from {origin} ({key}): {report.fmt_lr(found[key])}", markup=False)
         out.print(report.eval_table(result.evals))
         if not no_plot and len(result.steps) > 1:
             plot = report.train_plot(

@@ -259,3 +259,73 @@ def test_plateau_on_train_loss_needs_no_validation_data(tmp_path):
     assert ok.exit_code == 0, ok.output
     refused = invoke("train", cfg, "--schedule", "plateau", "--lr", "0.3", "--out", tmp_path / "u")
     assert refused.exit_code == 2 and "monitor=train_loss" in refused.stderr
+
+
+def test_a_find_result_is_measured_once_and_used_many_times(tiny_config, tmp_path):
+    """Issue 29: train and compare --lr-from-find PATH read an earlier find (its folder, its
+    summary.json, or a RangeTestResult.save() file) instead of testing again."""
+    import json
+
+    import lrtool
+
+    found = invoke("find", tiny_config, "--out", tmp_path / "f", "-q", "--budget", "0")
+    assert found.exit_code == 0, found.output
+    answer = json.loads((tmp_path / "f" / "summary.json").read_text())
+    for i, given in enumerate([tmp_path / "f", tmp_path / "f" / "summary.json"]):
+        out = tmp_path / f"t{i}"
+        done = invoke("train", tiny_config, "--lr-from-find", given, "--schedule", "constant",
+                      "--out", out, "-q")  # fmt: skip
+        assert done.exit_code == 0, done.output
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["params"]["lr"] == answer["lr"]
+        assert (
+            summary["lr_source"].startswith("find result")
+            and "summary.json" in summary["lr_source"]
+        )
+        assert not (out / "range_test.csv").exists()  # no second range test
+    compared = invoke("compare", tiny_config, "--lr-from-find", tmp_path / "f", "--schedules",
+                      "constant,onecycle", "--out", tmp_path / "c", "-q")  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    runs = json.loads((tmp_path / "c" / "summary.json").read_text())["runs"]
+    assert [r["lr"] for r in runs] == [answer["lr"], answer["onecycle_max_lr"]]
+    # the API: a RangeTestResult saved in a notebook is a find result too
+    saved = tmp_path / "result.json"
+    model, opt, batches = _api_problem()
+    result = lrtool.find_lr(model, opt, batches, torch.nn.CrossEntropyLoss(), steps=40)
+    result.save(saved)
+    again = lrtool.read_suggestion(saved)
+    assert (again.lr, again.onecycle_max_lr) == (result.lr, result.onecycle_max_lr)
+    reused = invoke("train", tiny_config, "--lr-from-find", saved, "--out", tmp_path / "s", "-q")
+    assert reused.exit_code == 0, reused.output
+
+
+def test_lr_from_find_alone_still_runs_a_range_test_and_bad_paths_are_one_line(
+    tiny_config, tmp_path
+):
+    import json
+
+    done = invoke("train", "--lr-from-find", tiny_config, "--out", tmp_path / "a", "-q")
+    assert done.exit_code == 0, done.output  # the flag, then the config: still the flag
+    assert (tmp_path / "a" / "range_test.csv").exists()
+    trained = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert trained["lr_source"] == "range test"
+    cases = [
+        (tmp_path / "a", "summary of lrtool train, not of lrtool find"),
+        (tmp_path / "empty", "holds no summary.json"),
+        (tmp_path / "missing.json", "file not found"),
+    ]
+    (tmp_path / "empty").mkdir()
+    for given, fragment in cases:
+        bad = invoke("train", tiny_config, "--lr-from-find", given, "--out", tmp_path / "b", "-q")
+        assert bad.exit_code == 1 and fragment in bad.stderr, bad.output
+        assert not (tmp_path / "b").exists()  # refused before anything was claimed
+
+
+def _api_problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, [(x[i : i + 32], y[i : i + 32]) for i in range(0, 512, 32)]

@@ -174,8 +174,9 @@ def run(
     check_png(outputs.png, outputs.force)
     config = loaded.config
     target_folder, alternatives = run_folders(outputs.out, loaded.name, "compare")
+    saved = next((s for s in (p.lr.saved() for p in plans) if s is not None), None)
     with files.claimed_folder(target_folder, FILES, outputs.force, alternatives) as folder:
-        found = None
+        found = saved
         if any(p.lr.needs_range_test for p in plans):
             found, stopped = range_test_for_lr(loaded, "auto", progress)
             if stopped:
@@ -215,7 +216,11 @@ def run(
             "winner": next((r["run"] for r in rows if r.get("winner")), None),
             "range_test": None
             if found is None
-            else {"lr": found.lr, "onecycle_max_lr": found.onecycle_max_lr},
+            else {
+                "lr": found.lr,
+                "onecycle_max_lr": found.onecycle_max_lr,
+                "from": getattr(found, "source", "this run"),
+            },
             "jobs": flags.jobs,
             "interrupted": interrupted,
             "runs_not_done": [plan.label for plan in runs if plan.label not in done],
@@ -230,7 +235,7 @@ def run(
 
         eval_rows = [{"schedule": r.label, **e} for r in results for e in r.evals]
         texts = {COMPARE_FILE: files.csv_text(["schedule", *EVAL_COLUMNS], eval_rows)}
-        if found is not None:
+        if found is not None and found is not saved:
             texts[RANGE_TEST_FILE] = files.csv_text(RANGE_TEST_COLUMNS, found.rows())
         texts[SUMMARY_FILE] = files.json_text(summary)
         files.write_results(folder, texts, FILES)

@@ -46,6 +46,7 @@ class LrPlan:
     explicit: float | None = None
     explicit_source: str = "--lr"
     from_find: bool = False
+    from_find_path: Path | None = None  # an earlier find's folder or summary.json: no new test
 
     def __post_init__(self) -> None:
         if self.explicit is not None and not self.explicit > 0:
@@ -53,7 +54,15 @@ class LrPlan:
 
     @property
     def needs_range_test(self) -> bool:
-        return self.from_find and self.explicit is None
+        return self.from_find and self.explicit is None and self.from_find_path is None
+
+    def saved(self) -> Any:
+        """The suggestion of ``--lr-from-find PATH`` (read once, up front), or None."""
+        if self.from_find_path is None or self.explicit is not None:
+            return None
+        from lrtool.saved import read_suggestion
+
+        return read_suggestion(self.from_find_path)
 
 
 def schedule_params(
@@ -79,13 +88,13 @@ def schedule_params(
         chosen = getattr(found, spec.suggestion_key)
         if chosen is None:
             warning = found.recommendation.warnings[0] if found.recommendation else ""
-            reason = warning.removeprefix("no suggestion: ")
+            reason = warning.removeprefix("no suggestion: ") or "none for this schedule's use"
             raise LrtoolError(
                 f"--lr-from-find: the range test gave no suggestion ({reason}); "
                 f"widen find.start_lr/find.end_lr or pass --lr"
             )
         out[spec.lr_param] = chosen
-        return out, "range test"
+        return out, getattr(found, "label", "range test")
     if spec.has_lr(out):
         return out, "config"
     out[spec.lr_param] = fallback_lr
@@ -214,8 +223,9 @@ def run(
         if main
         else contextlib.nullcontext()  # ranks other than 0: no folder
     )
+    saved = flags.lr.saved()  # an earlier find's answer: read before anything is claimed
     with claim as folder:
-        found = None
+        found = saved
         if flags.lr.needs_range_test:
             found, stopped = range_test_for_lr(loaded, backend, progress if main else None)
             if stopped:
@@ -274,8 +284,10 @@ def run(
                 "lr": found.lr,
                 "onecycle_max_lr": found.onecycle_max_lr,
                 "used": get_spec(name).suggestion_key,
+                "from": getattr(found, "source", "this run"),
             }
-            texts[RANGE_TEST_FILE] = files.csv_text(RANGE_TEST_COLUMNS, found.rows())
+            if found is not saved:
+                texts[RANGE_TEST_FILE] = files.csv_text(RANGE_TEST_COLUMNS, found.rows())
         texts[SUMMARY_FILE] = files.json_text(outcome.summary)
         files.write_results(folder, texts, FILES)
         if outputs.png is not None and result.steps:

@@ -589,9 +589,11 @@ def progress_bar() -> Iterator[Progress]:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from lrtool.progress import plain_progress
+
     console = Console(stderr=True)
     if not (console.is_terminal or console.is_jupyter):
-        yield _plain_progress(sys.stderr)
+        yield plain_progress(sys.stderr)
         return
     bar = Progress(
         TextColumn("range test"), BarColumn(), TextColumn("{task.fields[info]}"),
@@ -604,22 +606,6 @@ def progress_bar() -> Iterator[Progress]:
 
     with bar:
         yield update
-
-
-def _plain_progress(stream: Any) -> Progress:
-    """A line per tenth of the steps: ``range test: step 40/100, lr 1.2e-03, loss 0.5310``."""
-    shown = [-1]
-
-    def update(step: int, total: int, lr: float, loss: float) -> None:
-        if step == 0:
-            shown[0] = -1  # a new sweep (repeats, the second sweep)
-        tenth = (step + 1) * 10 // max(total, 1)
-        if tenth > shown[0] or step + 1 == total:
-            shown[0] = tenth
-            stream.write(f"range test: step {step + 1}/{total}, lr {lr:.2e}, loss {loss:.4f}\n")
-            stream.flush()
-
-    return update
 
 
 REFINE_DECADES = 3.5  # width of the second sweep, below where the first one diverged

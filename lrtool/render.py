@@ -37,13 +37,19 @@ def stderr_console() -> Console:
 
 
 class ProgressBar:
-    """A rich progress bar on stderr, shown only on a terminal and when not quiet."""
+    """A rich progress bar on stderr when not quiet: on a terminal a bar, elsewhere (a CI log,
+    a file) a plain line at every tenth of each phase (:mod:`lrtool.progress`)."""
 
     def __init__(self, label: str, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.label = label
         self.progress: Any = None
         self.task: Any = None
+        self.plain: Any = None
+        if enabled and not self.enabled:
+            from lrtool.progress import plain_progress
+
+            self.plain = plain_progress(sys.stderr, lambda: self.label)
 
     def __enter__(self) -> ProgressBar:
         if self.enabled:
@@ -62,12 +68,15 @@ class ProgressBar:
         return self
 
     def __call__(self, step: int, total: int, lr: float, loss: float) -> None:
+        if self.plain is not None:
+            self.plain(step, total, lr, loss)
         if self.progress is not None:
             self.progress.update(
                 self.task, completed=step + 1, total=total, info=f"lr {lr:.2e} loss {loss:.4f}"
             )
 
     def relabel(self, label: str) -> None:
+        self.label = label
         if self.progress is not None:
             self.progress.update(self.task, description=label, completed=0)
 

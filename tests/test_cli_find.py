@@ -266,3 +266,24 @@ def test_find_lr_at_its_defaults_gives_what_lrtool_find_gives(tmp_path, budget):
         tried = [c["lr"] for c in searched["candidates"] if c["steps"]]
         assert tried == pytest.approx([c.lr for c in api.verification.candidates], rel=1e-9)
         assert searched["monitor"] == api.verification.monitor
+
+
+def test_progress_is_plain_lines_on_a_log_and_nothing_with_quiet(tmp_path):
+    """Where stderr is no terminal (a CI log), the progress is a plain line at every tenth of
+    each sweep, on stderr (issue 29); -q and --json keep stderr to warnings and errors."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = ROOT / "configs" / "smoke.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = [sys.executable, "-m", "lrtool", "find", str(cfg), "--no-plot", "--budget", "0"]
+    shown = subprocess.run([*run, "--out", str(tmp_path / "a")], capture_output=True,
+                           text=True, env=env, timeout=300)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = [x for x in shown.stderr.splitlines() if x.startswith("range test: step")]
+    assert lines[0].startswith("range test: step 1/40, lr 1.00e-05")
+    assert 9 <= len(lines) <= 2 * 11  # about a tenth of each of the two sweeps
+    quiet = subprocess.run([*run, "--out", str(tmp_path / "b"), "-q"], capture_output=True,
+                           text=True, env=env, timeout=300)  # fmt: skip
+    assert quiet.returncode == 0 and "range test: step" not in quiet.stderr

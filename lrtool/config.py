@@ -415,7 +415,11 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     if kind in ("finite_number",):
         msg = "must be a finite number, not NaN or infinity"
-    return f"{source}: {path}: {msg.lower()}{shown}"
+    if kind == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == IMPORT_PATH:
+        msg = "must be an import path like package.module:function"
+    # lower-cased as a sentence after the field; a pattern or a value quoted in it stays as is
+    first, rest = msg[:1], msg[1:]
+    return f"{source}: {path}: {first.lower()}{rest}{shown}"
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> Config:

@@ -193,7 +193,8 @@ CASES = [
     ("data-import-wrong-type", "find {cfg} --out {out}",
      {"data": {"source": "import", "function": "mods.user:not_datasets"}}, 1, "data.function"),
     ("import-path-malformed", "find {cfg} --out {out}",
-     {"model": {"name": "import", "function": "just_a_name"}}, 2, "model.function"),
+     {"model": {"name": "import", "function": "just_a_name"}}, 2,
+     "model.function: must be an import path like package.module:function"),
     # output paths
     ("out-is-a-file", "find {cfg} --out {dir}/afile", None, 1, "is a file"),
     ("out-under-a-file", "train {cfg} --out {dir}/afile/sub", None, 1, "afile"),

@@ -1529,6 +1529,7 @@ def build_schedule(
     built = with_warmup(built, warmup_steps, warmup_start)
     if total is not None:
         built.total_steps = total
+    built.recipe = (name, dict(params or {}), steps_per_epoch)
     return built
 
 

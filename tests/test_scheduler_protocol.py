@@ -216,3 +216,37 @@ def test_the_hf_trainer_checkpoints_and_resumes_with_it(tmp_path):
     assert sched.last_epoch == 16 and lrs[0] == pytest.approx(schedule(16))
     resumed_lrs, resumed = run(16, resume=True)
     assert resumed.last_epoch == 16 and resumed_lrs == lrs
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("onecycle", {"max_lr": 0.5, "total_steps": 40}),
+        ("cosine", {"lr": 0.2, "total_steps": 40, "warmup_steps": 5}),
+        ("sequential", {"lr": 0.1, "total_steps": 40}),
+        ("plateau", {"lr": 0.1, "patience": 0}),
+    ],
+)
+def test_schedules_and_the_scheduler_pickle_and_continue_the_same(name, params):
+    """multiprocessing and checkpoint tools pickle schedulers: a schedule is rebuilt from its
+    recipe (a plateau with its state), and an LrtoolScheduler continues with the same LRs."""
+    import pickle
+
+    sched = LrtoolScheduler(_optimizer(), build_schedule(name, params))
+    for t in range(7):
+        if sched.schedule.stateful and t % 2:
+            sched.update(float(t))  # a metric that only gets worse: cuts
+        sched.step()
+    copy = pickle.loads(pickle.dumps(sched))
+    assert copy.last_epoch == sched.last_epoch
+    assert _trace(copy, 10) == _trace(sched, 10)
+
+
+def test_a_schedule_not_built_by_build_schedule_says_how_to_pickle_it():
+    import pickle
+
+    from lrtool.schedule_base import Schedule
+
+    hand_made = Schedule("mine", lambda t: 0.1)
+    with pytest.raises(TypeError, match="build it with lrtool.build_schedule"):
+        pickle.dumps(hand_made)

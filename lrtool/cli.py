@@ -8,6 +8,7 @@ printed as one line on stderr with its exit code; ``--debug`` shows the tracebac
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -19,6 +20,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
+
+try:  # imported up front: under a memory cap, importing it while reporting an error can fail
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 
 from lrtool import cli_flags as flag
 from lrtool import distributed, interrupts, render
@@ -107,29 +113,24 @@ def handle_errors(fn: F) -> F:
             if _state["debug"]:
                 raise
             if distributed.is_main_rank():
-                _stderr().print(f"error: {exc.message}", markup=False, soft_wrap=True)
+                say_error(f"error: {exc.message}")
             else:
                 # Under torchrun the ranks usually fail alike, and rank 0 speaks for all. Exiting
                 # at once could let torchrun stop rank 0 before it has printed, so this rank
                 # waits: once rank 0 has exited, torchrun stops this one here. A rank still
                 # running after the wait failed on its own, and says so.
                 time.sleep(RANK_ERROR_GRACE_S)
-                _stderr().print(
-                    f"error (rank {os.environ.get('RANK', '?')}): {exc.message}",
-                    markup=False,
-                    soft_wrap=True,
-                )
+                say_error(f"error (rank {os.environ.get('RANK', '?')}): {exc.message}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             if _state["debug"]:
                 raise
-            _stderr().print(f"interrupted ({interrupts.signal_name()})", markup=False)
+            say_error(f"interrupted ({interrupts.signal_name()})")
             raise typer.Exit(interrupts.exit_code()) from None
-        except (RecursionError, MemoryError) as exc:
+        except (RecursionError, MemoryError, ImportError) as exc:
             if _state["debug"]:
                 raise
-            what = "nested too deeply" if isinstance(exc, RecursionError) else "out of memory"
-            _stderr().print(f"error: {what}: {describe_exception(exc)}", markup=False)
+            say_error(resource_error(exc))
             raise typer.Exit(1) from None
         except BrokenPipeError:
             raise  # the reader went away: lrtool.entry makes it a quiet exit 0
@@ -138,18 +139,62 @@ def handle_errors(fn: F) -> F:
                 raise
             if distributed.peer_failed(exc):  # another rank failed first and said why
                 rank = os.environ.get("RANK", "?")
-                _stderr().print(f"stopped (rank {rank}): another rank failed", markup=False)
+                say_error(f"stopped (rank {rank}): another rank failed")
                 raise typer.Exit(1) from None
-            _stderr().print(
-                f"error: {describe_exception(exc)} (lrtool --debug ... shows the traceback)",
-                markup=False,
-                soft_wrap=True,
+            say_error(
+                f"error: {describe_exception(exc)}{memory_hint()} (lrtool --debug ... shows "
+                f"the traceback)"
             )
             raise typer.Exit(1) from None
         finally:
             distributed.finish(finished)
 
     return wrapper  # type: ignore[return-value]
+
+
+def say_error(line: str) -> None:
+    """One line on stderr, also when printing itself fails (out of memory under a memory cap):
+    then written to the file descriptor with nothing that allocates much."""
+    try:
+        _stderr().print(line, markup=False, emoji=False, highlight=False, soft_wrap=True)
+    except BaseException:  # noqa: BLE001 (the last resort must not raise)
+        with contextlib.suppress(BaseException):
+            os.write(2, (line + "\n").encode("utf-8", "replace"))
+
+
+def resource_error(exc: BaseException) -> str:
+    """The line for an error of the machine rather than of the input: recursion, memory, a
+    library that would not import (naming it, and the address-space limit when one is set)."""
+    if isinstance(exc, RecursionError):
+        return f"error: nested too deeply: {describe_exception(exc)}"
+    hint = memory_hint()
+    if isinstance(exc, MemoryError):
+        return f"error: out of memory{hint}"
+    name = getattr(exc, "name", None) or "a library"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # numpy's import error opens with a banner; its cause is on the "Original error" line
+    cause = next((x for x in lines if x.startswith("Original error was:")), None)
+    first = (cause or (lines[0] if lines else "")).removeprefix("Original error was:").strip()
+    return f"error: {name} failed to import ({type(exc).__name__}: {first[:200]}){hint}"
+
+
+def memory_hint() -> str:
+    """'; this process may use only N MB ...' when an address-space limit is set (errors
+    deep inside torch under such a limit are often a failed allocation in disguise)."""
+    limit = _address_space_limit()
+    if not limit:
+        return ""
+    return (
+        f"; this process may use only {limit // 2**20} MB of address space (ulimit -v), "
+        f"which torch may not fit in: raise the limit"
+    )
+
+
+def _address_space_limit() -> int | None:
+    if resource is None:  # not on this platform
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft in (resource.RLIM_INFINITY, -1) else int(soft)
 
 
 def _version(value: bool) -> None:

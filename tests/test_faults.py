@@ -567,3 +567,29 @@ def test_a_stop_signal_pickles_by_its_number():
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         back = pickle.loads(pickle.dumps(Interrupted(signum)))
         assert isinstance(back, Interrupted) and back.signum == signum
+
+
+@pytest.mark.parametrize("megabytes", [300, 500, 700, 900])
+def test_under_a_memory_cap_every_failure_is_one_line(tmp_path, megabytes):
+    """ulimit -v: torch or numpy fail to import, or run out of memory while they load (where
+    even printing the error can fail): one line naming the cause and the limit, no
+    traceback; with enough room the run simply works."""
+    import resource
+
+    def cap() -> None:
+        limit = megabytes * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "lrtool", "find", str(ROOT / "configs" / "smoke.yaml"), "--out",
+         str(tmp_path / "o"), "-q", "--budget", "0"],
+        capture_output=True, text=True, timeout=300, preexec_fn=cap,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        # numpy's OpenBLAS may give up first and exit on its own, with its own one line
+        if not lines[0].startswith("OpenBLAS error: Memory allocation"):
+            assert lines[0].startswith("error: ") and "ulimit -v" in lines[0], lines

@@ -28,7 +28,7 @@ except ImportError:  # Windows
 
 from lrtool import cli_flags as flag
 from lrtool import distributed, interrupts, render
-from lrtool.errors import LrtoolError, describe_exception
+from lrtool.errors import LrtoolError, describe_exception, printable
 
 
 class LrtoolGroup(TyperGroup):
@@ -155,6 +155,7 @@ def handle_errors(fn: F) -> F:
 def say_error(line: str) -> None:
     """One line on stderr, also when printing itself fails (out of memory under a memory cap):
     then written to the file descriptor with nothing that allocates much."""
+    line = printable(line)
     try:
         _stderr().print(line, markup=False, emoji=False, highlight=False, soft_wrap=True)
     except BaseException:  # noqa: BLE001 (the last resort must not raise)

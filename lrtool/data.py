@@ -317,6 +317,11 @@ def _split(
         n_val = 1
     train_idx, val_idx = order[n_val:], order[:n_val]
     n_train = len(train_idx)
+    if n_train < 2:
+        raise LrtoolError(
+            f"data: the training split has {n_train} row{'s' if n_train != 1 else ''}; a range "
+            f"test needs at least 2 (lower data.val_fraction, or give more data)"
+        )
     if n_train < cfg.batch_size:
         raise LrtoolError(
             f"data.batch_size: {cfg.batch_size} is larger than the training split "

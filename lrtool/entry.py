@@ -27,6 +27,16 @@ def main() -> None:
     if sys.stdout is None:  # started with stdout closed (>&-): write nowhere, do not crash
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
     try:
+        os.getcwd()
+    except FileNotFoundError:  # torch's libraries cannot even load from a deleted folder
+        _stderr().print(
+            "error: the current directory no longer exists (it was deleted or moved); cd to "
+            "a folder that exists and run lrtool again",
+            markup=False,
+            soft_wrap=True,
+        )
+        _quiet_exit(1)
+    try:
         code = app(standalone_mode=False)
         sys.stdout.flush()
     except typer.Abort:

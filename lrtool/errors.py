@@ -48,6 +48,17 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
 
 
+def printable(text: str) -> str:
+    """``text`` with the bytes a C locale could not decode (lone surrogates from
+    ``surrogateescape``, e.g. a Latin-1 file name under LC_ALL=C) shown as U+FFFD, so that JSON
+    and terminals get valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
 def check_input_file(path: Path, what: str) -> None:
     """One line for an input file that cannot be read as one: missing, a folder, or not a
     regular file (a FIFO would block the run forever, ``/dev/zero`` would fill the memory)."""

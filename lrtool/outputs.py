@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lrtool.errors import LrtoolError
+from lrtool.errors import LrtoolError, printable
 
 LOCK_NAME = ".lrtool-run.lock"  # held by the run that claimed the folder
 # Present while a run puts its result files in place; left behind only by a run killed in
@@ -376,14 +376,16 @@ def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
 
 
 def _json_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {printable(str(k)): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     if isinstance(value, Path):
-        return str(value)
+        return printable(str(value))
     return value
 
 

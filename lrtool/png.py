@@ -47,6 +47,10 @@ def write_png(kind: str, path: Path, force: bool, **data: Any) -> Path:
         try:
             fig.savefig(tmp, format="png", dpi=DPI)
             place(tmp, path, force)  # never over a file created meanwhile, unless --force
+        except OSError as exc:  # a full disk, a file-size limit (ulimit -f)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise LrtoolError(f"--png: cannot write {path}: {exc.strerror or exc}") from None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

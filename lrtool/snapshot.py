@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from lrtool.errors import usage_error
+from lrtool.errors import LrtoolError, usage_error
 from lrtool.loop import map_tensors
 
 SnapshotMode = Literal["cpu", "disk", "none"]
@@ -53,6 +53,11 @@ def _own_storage(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size():
         return tensor.clone()
     return tensor
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 @dataclass
@@ -100,6 +105,13 @@ class StateSnapshot:
         path = directory / "state.pt"
         try:
             torch.save(map_tensors(_own_storage, tensors), path)
+        except (OSError, RuntimeError) as exc:  # a full disk reaches torch's zip writer too
+            shutil.rmtree(directory, ignore_errors=True)
+            reason = getattr(exc, "strerror", None) or _first_line(exc)
+            raise LrtoolError(
+                f"snapshot_dir: cannot keep the start state in {directory.parent} ({reason}); "
+                f"free space there, choose another find.snapshot_dir, or use snapshot: cpu"
+            ) from None
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise

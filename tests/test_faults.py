@@ -593,3 +593,106 @@ def test_under_a_memory_cap_every_failure_is_one_line(tmp_path, megabytes):
         # numpy's OpenBLAS may give up first and exit on its own, with its own one line
         if not lines[0].startswith("OpenBLAS error: Memory allocation"):
             assert lines[0].startswith("error: ") and "ulimit -v" in lines[0], lines
+
+
+def _cli(args: list[str], tmp_path: Path, **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **kwargs.pop("env", {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lrtool", *args], capture_output=True, timeout=300, env=env,
+        **kwargs,
+    )  # fmt: skip
+
+
+def test_a_file_size_limit_on_the_png_says_the_results_are_complete(tmp_path):
+    """ulimit -f: the CSVs and summary.json fit, the PNG does not; the line names the PNG and
+    says where the complete results are (it used to say nothing of them)."""
+    pytest.importorskip("matplotlib")
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+
+    out, png = tmp_path / "r", tmp_path / "curve.png"
+    done = _cli(["find", str(ROOT / "configs" / "smoke.yaml"), "--out", str(out), "-q",
+                 "--budget", "0", "--png", str(png)], tmp_path, preexec_fn=cap)  # fmt: skip
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in err, err
+    assert f"--png: cannot write {png}: File too large" in err
+    assert f"the results are complete in {out}" in err
+    assert json.loads((out / "summary.json").read_text())["lr"] is not None
+    assert not png.exists() and not list(tmp_path.glob(".lrtool-*.tmp"))
+
+
+def test_a_deleted_working_directory_is_one_line(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+
+    def enter_and_delete() -> None:
+        os.chdir(gone)
+        os.rmdir(gone)
+
+    done = _cli(["find", str(ROOT / "configs" / "smoke.yaml")], tmp_path,
+                preexec_fn=enter_and_delete, cwd=tmp_path)  # fmt: skip
+    err = done.stderr.decode()
+    assert done.returncode == 1 and err.strip().splitlines() == [
+        "error: the current directory no longer exists (it was deleted or moved); cd to a "
+        "folder that exists and run lrtool again"
+    ]
+
+
+def test_a_c_locale_and_a_file_name_that_is_not_utf8_give_valid_utf8(tmp_path):
+    """LC_ALL=C with a Latin-1 folder name: summary.json and the error lines are valid UTF-8
+    (the undecodable byte shown as U+FFFD), never lone surrogates."""
+    folder = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    os.makedirs(folder)
+    cfg = os.path.join(folder, b"cfg.yaml")
+    with open(cfg, "wb") as handle:
+        handle.write((ROOT / "configs" / "smoke.yaml").read_bytes())
+    env = {"LC_ALL": "C", "LANG": "C"}
+    done = _cli(["find", cfg, "--out", os.path.join(folder, b"out"), "-q", "--budget", "0"],
+                tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    raw = open(os.path.join(folder, b"out", b"summary.json"), "rb").read()
+    text = raw.decode("utf-8")  # valid UTF-8
+    assert "\\udc" not in text and "caf\ufffd" in json.loads(text)["config"]
+    missing = _cli(["find", os.path.join(folder, b"nope.yaml")], tmp_path, env=env)
+    line = missing.stderr.decode("utf-8")
+    assert missing.returncode == 2 and "caf\ufffd" in line and "\\udc" not in line
+
+
+def test_a_full_snapshot_folder_is_one_line_naming_it(tmp_path, monkeypatch):
+    """torch.save fails in its zip writer (a full disk): one line naming snapshot_dir, and
+    the half-written snapshot folder is gone."""
+    import torch
+    from torch import nn
+
+    import lrtool
+    from lrtool import snapshot
+
+    def full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . unexpected pos 1024")
+
+    monkeypatch.setattr(snapshot.torch, "save", full)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [(torch.randn(8, 3), torch.randint(0, 2, (8,)))] * 4
+    with pytest.raises(
+        lrtool.LrtoolError, match=f"snapshot_dir: cannot keep the start state in {tmp_path}"
+    ):
+        lrtool.find_lr(model, opt, batches, nn.CrossEntropyLoss(), steps=10, snapshot="disk",
+                       snapshot_dir=tmp_path)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_one_row_csv_is_one_line_without_warnings(tmp_path):
+    (tmp_path / "one.csv").write_text("a,b,y\n1,2,0\n")
+    cfg = write_config(
+        tmp_path, "data: {source: csv, path: one.csv, batch_size: 1, val_fraction: 0.0}\n"
+    )
+    done = _cli(["find", str(cfg), "--out", str(tmp_path / "o")], tmp_path, cwd=tmp_path)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Warning" not in err
+    assert err.strip().splitlines() == [
+        "error: data: the training split has 1 row; a range test needs at least 2 (lower "
+        "data.val_fraction, or give more data)"
+    ]

@@ -179,6 +179,17 @@ def run_folders(out: Path | None, config_name: str, command: str) -> tuple[Path,
     return base, (base.with_name(f"{base.name}-{k}") for k in range(2, 1000))
 
 
+def png_after_results(kind: str, png: Path, force: bool, folder: Path, **data: Any) -> Path:
+    """The ``--png`` of a run whose result files are already in place: if it cannot be written
+    (a full disk, ``ulimit -f``), the line says so and that the results are complete."""
+    from lrtool.png import write_png
+
+    try:
+        return write_png(kind, png, force, **data)
+    except LrtoolError as exc:
+        raise LrtoolError(f"{exc.message}; the results are complete in {folder}") from None
+
+
 def check_png(png: Path | None, force: bool) -> None:
     """Fail before any work when ``--png`` cannot be honoured (checked once, up front)."""
     if png is not None:

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrtool.errors import LrtoolError, usage_error
-from lrtool.jobs.common import LoadedConfig, check_png, common_summary, run_folders, with_run_length
+from lrtool.jobs.common import (
+    LoadedConfig,
+    check_png,
+    common_summary,
+    png_after_results,
+    run_folders,
+    with_run_length,
+)
 from lrtool.jobs.find import RANGE_TEST_COLUMNS
 from lrtool.jobs.train import (
     LrPlan,
@@ -240,9 +247,7 @@ def run(
         texts[SUMMARY_FILE] = files.json_text(summary)
         files.write_results(folder, texts, FILES)
         if outputs.png is not None:
-            from lrtool.png import write_png
-
-            write_png("compare", outputs.png, outputs.force, results=results)
+            png_after_results("compare", outputs.png, outputs.force, folder, results=results)
     if failed:
         first = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""

@@ -19,6 +19,7 @@ from lrtool.jobs.common import (
     Progress,
     check_png,
     common_summary,
+    png_after_results,
     prepare,
     run_context,
     run_folders,
@@ -294,7 +295,5 @@ def write(outcome: FindOutcome, folder: Path, force: bool, png: Path | None) -> 
     texts[SUMMARY_FILE] = files.json_text(outcome.summary)
     written = files.write_results(folder, texts, FILES)
     if png is not None and result.steps_run >= 2:
-        from lrtool.png import write_png
-
-        written.append(write_png("range_test", png, force, result=result))
+        written.append(png_after_results("range_test", png, force, folder, result=result))
     return written

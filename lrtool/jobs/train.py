@@ -19,6 +19,7 @@ from lrtool.jobs.common import (
     Progress,
     check_png,
     common_summary,
+    png_after_results,
     prepare,
     run_context,
     run_folders,
@@ -291,9 +292,7 @@ def run(
         texts[SUMMARY_FILE] = files.json_text(outcome.summary)
         files.write_results(folder, texts, FILES)
         if outputs.png is not None and result.steps:
-            from lrtool.png import write_png
-
-            write_png("train", outputs.png, outputs.force, result=result)
+            png_after_results("train", outputs.png, outputs.force, folder, result=result)
     return finish(outcome)
 
 

@@ -329,3 +329,17 @@ def _api_problem():
     model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     return model, opt, [(x[i : i + 32], y[i : i + 32]) for i in range(0, 512, 32)]
+
+
+def test_compare_jobs_above_the_cores_are_capped_and_say_so(tiny_config, tmp_path):
+    """More workers than cores only take turns (each trains on one thread): --jobs is capped
+    at the cores this process may use, with a note (issue 26)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    done = invoke("compare", tiny_config, "--out", tmp_path / "c", "-q", "--steps", "5",
+                  "--schedules", "constant,cosine,onecycle", "--jobs", "64")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["jobs"] == min(cores, 3)
+    assert f"--jobs 64 capped at the {cores} CPU cores this process may use" in summary["notes"]

@@ -171,6 +171,7 @@ def run(
     if flags.jobs < 1:
         raise usage_error(f"--jobs: must be >= 1, got {flags.jobs}")
     plans = plan_runs(flags, loaded)
+    jobs, jobs_note = usable_jobs(flags.jobs, len(plans))
     counts_epochs = any(uses_epochs(p.schedule, p.params) for p in plans)
     length = with_run_length(loaded, flags.steps, flags.epochs, counts_epochs)
     loaded = length.loaded
@@ -202,7 +203,8 @@ def run(
             notes += [note] if note else []
             build_schedule(plan.schedule, full)  # every schedule is validated before training
             runs.append(replace(plan, params=full))
-        results, interrupted = _compare_or_partial(loaded, runs, flags.jobs, on_run)
+        notes += [jobs_note] if jobs_note else []
+        results, interrupted = _compare_or_partial(loaded, runs, jobs, on_run)
         if not results:  # interrupted before any run finished: nothing to write
             return CompareOutcome([], [], {}, folder, True, flags.schedule, found)
         target = flags.target if flags.target is not None else config.train.target
@@ -228,7 +230,7 @@ def run(
                 "onecycle_max_lr": found.onecycle_max_lr,
                 "from": getattr(found, "source", "this run"),
             },
-            "jobs": flags.jobs,
+            "jobs": jobs,
             "interrupted": interrupted,
             "runs_not_done": [plan.label for plan in runs if plan.label not in done],
             "notes": notes,
@@ -296,6 +298,22 @@ class CompareInterrupted(KeyboardInterrupt):
     def __init__(self, results: list) -> None:
         super().__init__("compare interrupted")
         self.results = results
+
+
+def usable_jobs(asked: int, runs: int) -> tuple[int, str | None]:
+    """``--jobs`` capped at the CPU cores this process may use (each worker trains with one
+    thread; more workers than cores only take turns, several times slower) and at the runs;
+    a note says when it was capped."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    jobs = max(1, min(asked, cores, runs))
+    if asked > cores:
+        return jobs, f"--jobs {asked} capped at the {cores} CPU cores this process may use"
+    return jobs, None
 
 
 def _compare_or_partial(

@@ -442,24 +442,18 @@ def overlay_plot(
 
 
 def compare_table(rows: list[dict[str, Any]], target: float | None, label: str) -> Table:
+    """One row a run: its LR, final and best validation loss, final accuracy, the steps it took
+    to reach the target, and how it stopped. Sized to fit 80 columns: short headers, the run's
+    name wraps rather than being cut, the stop reason in a word (in full in summary.json)."""
     table = Table(
-        title=f"Comparison ({label}; target val loss {fmt_loss(target)})", title_justify="left"
+        title=f"Comparison: validation loss ({label}; target {fmt_loss(target)})",
+        title_justify="left",
     )
-    for col in (
-        "run",
-        "lr",
-        "final val loss",
-        "best val loss",
-        "final accuracy",
-        "steps to target",
-        "wall time (s)",
-        "stop",
-    ):
-        # a run's name is never cut short: it wraps in a narrow terminal
+    for col in ("run", "lr", "final", "best", "accuracy", "to target", "stop"):
         table.add_column(
             col,
             justify="left" if col in ("run", "stop") else "right",
-            overflow="fold" if col == "run" else "ellipsis",
+            overflow="fold",
             min_width=9 if col == "run" else None,
         )
     for r in rows:
@@ -472,7 +466,17 @@ def compare_table(rows: list[dict[str, Any]], target: float | None, label: str) 
             fmt_loss(r.get("best_val_loss")),
             "-" if acc is None else f"{acc:.3f}",
             "not reached" if reach is None else str(reach),
-            f"{r['wall_s']:.2f}",
-            r.get("stop_reason", ""),
+            _stop_word(r.get("stop_reason", "")),
         )
     return table
+
+
+def _stop_word(reason: str) -> str:
+    """How a run stopped, in a word: done, diverged, failed, interrupted."""
+    if reason == "completed":
+        return "done"
+    if reason.startswith("non-finite"):
+        return "diverged"
+    if reason.startswith("interrupted"):
+        return "interrupted"
+    return "failed" if reason.startswith("failed") else reason.split(" ")[0]

@@ -68,7 +68,7 @@ def test_compare_prints_each_runs_lr_and_marks_series_without_colour(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert [r["lr"] for r in summary["runs"]] == [0.01, 0.1]
-    assert re.search(r"constant\s+│\s+0\.01 │", result.stdout)  # the lr column
+    assert re.search(r"constant lr=0\.01\s+│\s+0\.01 │", result.stdout)  # the lr column
     assert "(log scale)" in result.stdout
     val_plot = result.stdout.split("Validation loss")[1].split("Learning rate")[0]
     assert "*" in val_plot and "o" in val_plot  # one marker per series, no colour needed
@@ -117,3 +117,37 @@ def test_two_panel_train_plot_fits_an_80x24_terminal():
     start = min(i for i, line in enumerate(text.splitlines()) if "Loss" in line)
     end = max(i for i, line in enumerate(text.splitlines()) if "└" in line)
     assert end - start + 2 <= 24  # the whole figure fits the screen
+
+
+def test_the_compare_and_search_tables_fit_80_columns_and_cut_no_name():
+    """Issue 29: in an 80-column terminal the compare table wraps long schedule names instead
+    of cutting them ("exponenti..."), and neither table runs past the edge."""
+    from lrtool import report
+    from lrtool.verify import Candidate, VerifyResult
+
+    names = ["constant", "exponential", "piecewise_interpolate", "cosine_restarts", "onecycle"]
+    rows = [
+        {"run": n, "lr": 0.162, "final_val_loss": 0.1, "best_val_loss": 0.09,
+         "final_accuracy": 0.97, "steps_to_target": None, "wall_s": 0.15,
+         "stop_reason": "non-finite loss (nan) at step 3, lr 1" if n == "onecycle" else "completed",
+         "winner": n == "constant"}
+        for n in names
+    ]  # fmt: skip
+    checked = VerifyResult(
+        candidates=[Candidate("constant", 0.05 * 10**k, 0.5, 19, 0, 0.6, 0.4) for k in range(3)],
+        lr=0.21, onecycle_max_lr=0.4, steps_spent=57, budget=0.5, target_steps=300,
+        winner=0.5, monitor="val (8 batches)",
+    )  # fmt: skip
+    for table in (
+        report.compare_table(rows, 0.0979, "each run's LR"),
+        report.verify_table(checked),
+    ):
+        console = Console(width=80, record=True, file=io.StringIO())
+        console.print(table)
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= 80
+        assert "…" not in text
+    compared = Console(width=80, record=True, file=io.StringIO())
+    compared.print(report.compare_table(rows, 0.0979, "each run's LR"))
+    flat = compared.export_text().replace("│", " ")
+    assert "diverged" in flat and "piecewise_inte" in flat and "rpolate" in flat

@@ -173,20 +173,7 @@ def train(
         out.print(f"note: {note}", markup=False)
     if result.stop_reason != "completed":
         err.print(f"stopped: {result.stop_reason}", markup=False)
-    acc = summary["final_accuracy"]
-    reached = ""
-    if "steps_to_target" in summary:
-        steps = summary["steps_to_target"]
-        target = report.fmt_loss(summary["target_val_loss"])
-        reached = f", target {target} " + (f"at step {steps}" if steps else "not reached")
-    out.print(
-        f"{summary['schedule']}: final val loss {report.fmt_loss(summary['final_val_loss'])}, "
-        f"best {report.fmt_loss(summary['best_val_loss'])}"
-        + (f", accuracy {acc:.3f}" if acc is not None else "")
-        + reached
-        + f" after {summary['steps_run']} steps; results in {summary['output_folder']}",
-        markup=False,
-    )
+    out.print(f"{report.train_line(summary)}; results in {summary['output_folder']}", markup=False)
 
 
 def plot_size(out: Console, width: int = 90, height: int = 22) -> tuple[int, int]:
@@ -230,7 +217,7 @@ def compare(
             ),
         )
     out.print(
-        f"winner: {summary['winner'] or 'none reached the target'}; results in {outcome.folder}",
+        f"{report.compare_line(summary)}; results in {outcome.folder}",
         markup=False,
     )
 

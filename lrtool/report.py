@@ -480,3 +480,26 @@ def _stop_word(reason: str) -> str:
     if reason.startswith("interrupted"):
         return "interrupted"
     return "failed" if reason.startswith("failed") else reason.split(" ")[0]
+
+
+def train_line(summary: dict[str, Any]) -> str:
+    """The one line that states a training's outcome (the terminal's last line, and
+    ``message`` in summary.json and --json)."""
+    acc = summary.get("final_accuracy")
+    reached = ""
+    if "steps_to_target" in summary:
+        steps = summary["steps_to_target"]
+        target = fmt_loss(summary["target_val_loss"])
+        reached = f", target {target} " + (f"at step {steps}" if steps else "not reached")
+    return (
+        f"{summary['schedule']}: final val loss {fmt_loss(summary['final_val_loss'])}, "
+        f"best {fmt_loss(summary['best_val_loss'])}"
+        + (f", accuracy {acc:.3f}" if acc is not None else "")
+        + reached
+        + f" after {summary['steps_run']} steps"
+    )
+
+
+def compare_line(summary: dict[str, Any]) -> str:
+    """The one line that states a comparison's outcome."""
+    return f"winner: {summary['winner'] or 'none reached the target'}"

@@ -343,3 +343,14 @@ def test_compare_jobs_above_the_cores_are_capped_and_say_so(tiny_config, tmp_pat
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert summary["jobs"] == min(cores, 3)
     assert f"--jobs 64 capped at the {cores} CPU cores this process may use" in summary["notes"]
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_json_carries_the_one_line_message_the_terminal_ends_with(tiny_config, tmp_path, command):
+    """CI reads --json (issue 29): a message field holds the same line the terminal prints."""
+    extra = ["--schedules", "constant,cosine"] if command == "compare" else []
+    data = json.loads(
+        invoke(command, tiny_config, "--out", tmp_path / "j", "--json", *extra).stdout
+    )
+    plain = invoke(command, tiny_config, "--out", tmp_path / "p", "--no-plot", *extra)
+    assert data["message"] and data["message"] in plain.stdout

@@ -240,6 +240,9 @@ def run(
         }
         failed = [r for r in results if r.failed]
         summary["failed"] = {r.label: r.failed for r in failed} or None
+        from lrtool.report import compare_line
+
+        summary["message"] = compare_line(summary)
         from lrtool.trainer import EVAL_COLUMNS
 
         eval_rows = [{"schedule": r.label, **e} for r in results for e in r.evals]

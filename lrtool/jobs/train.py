@@ -276,6 +276,9 @@ def run(
         if target is not None:
             outcome.summary["target_val_loss"] = target
             outcome.summary["steps_to_target"] = result.steps_to(target)
+        from lrtool.report import train_line
+
+        outcome.summary["message"] = train_line(outcome.summary)
         texts = {
             TRAIN_FILE: files.csv_text(TRAIN_COLUMNS, result.step_rows()),
             EVAL_FILE: files.csv_text(EVAL_COLUMNS, result.evals),

@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 # Shared by several commands --------------------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ TrainLrFromFindOpt = Annotated[
         "earlier lrtool find (its folder or summary.json) instead.",
     ),
 ]
-# --lr-from-find PATH arrives here (cli.LrtoolGroup moves a path after --lr-from-find to it:
+# --lr-from-find PATH arrives here (LrtoolGroup, below, moves a path after --lr-from-find to it:
 # Typer has no option that is a flag alone and takes a value when one follows).
 LrFromFindPathOpt = Annotated[Path | None, typer.Option("--lr-from-find-path", hidden=True)]
 CompareSchedulesOpt = Annotated[
@@ -189,3 +190,34 @@ FindSetOpt = Annotated[
         "--set", help="Any config key: section.key=value (repeatable), e.g. data.batch_size=32."
     ),
 ]
+
+
+class LrtoolGroup(TyperGroup):
+    """The command group: ``--lr-from-find PATH`` (a directory or a ``.json`` after the flag)
+    becomes the hidden ``--lr-from-find-path PATH``; ``--lr-from-find`` alone stays a flag."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, lr_from_find_paths(args))
+
+
+def lr_from_find_paths(args: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--lr-from-find="):
+            out += ["--lr-from-find-path", arg.split("=", 1)[1]]
+        elif arg == "--lr-from-find" and i + 1 < len(args) and _is_find_result(args[i + 1]):
+            out += ["--lr-from-find-path", args[i + 1]]
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def _is_find_result(token: str) -> bool:
+    """A folder, or a JSON file: never a config (YAML) nor a flag."""
+    if token.startswith("-"):
+        return False
+    return Path(token).expanduser().is_dir() or token.lower().endswith(".json")

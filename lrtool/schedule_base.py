@@ -31,14 +31,6 @@ class Schedule:
     def __call__(self, t: int) -> float:
         return self.lr_fn(t)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        if self.recipe is None:
-            raise TypeError(
-                f"schedule '{self.name}' cannot be pickled: build it with "
-                f"lrtool.build_schedule(name, params), which records how to build it again"
-            )
-        return (_rebuilt, (self.recipe, getattr(self, "state", None)))
-
     def momentum(self, t: int) -> float | None:
         return None if self.momentum_fn is None else self.momentum_fn(t)
 
@@ -49,17 +41,6 @@ class Schedule:
     @property
     def stateful(self) -> bool:
         return False
-
-
-def _rebuilt(recipe: tuple[str, dict[str, Any], float | None], state: Any = None) -> Schedule:
-    """A pickled schedule, built again from its recipe (a stateful one gets its state back)."""
-    from lrtool.schedules import build_schedule
-
-    name, params, steps_per_epoch = recipe
-    schedule = build_schedule(name, params, steps_per_epoch)
-    if state is not None:
-        schedule.state = state  # type: ignore[attr-defined]
-    return schedule
 
 
 def check(condition: bool, schedule: str, message: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import collections.abc
+import copyreg
 import functools
 import inspect
 import itertools
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from lrtool.errors import LrtoolError, closest, usage_error
-from lrtool.plateau import plateau
+from lrtool.plateau import PlateauSchedule, plateau
 from lrtool.schedule_base import Schedule
 from lrtool.schedule_base import check as _check
 from lrtool.schedule_base import decay_factor as _decay_factor
@@ -1531,6 +1532,29 @@ def build_schedule(
         built.total_steps = total
     built.recipe = (name, dict(params or {}), steps_per_epoch)
     return built
+
+
+def rebuilt(recipe: tuple[str, dict[str, Any], float | None], state: Any = None) -> Schedule:
+    """A pickled schedule, built again from its recipe (a stateful one gets its state back)."""
+    name, params, steps_per_epoch = recipe
+    schedule = build_schedule(name, params, steps_per_epoch)
+    if state is not None:
+        schedule.state = state  # type: ignore[attr-defined]
+    return schedule
+
+
+def _reduce_schedule(schedule: Schedule) -> tuple[Any, ...]:
+    """How pickle stores a schedule: its recipe (its functions are closures)."""
+    if schedule.recipe is None:
+        raise TypeError(
+            f"schedule '{schedule.name}' cannot be pickled: build it with "
+            f"lrtool.build_schedule(name, params), which records how to build it again"
+        )
+    return (rebuilt, (schedule.recipe, getattr(schedule, "state", None)))
+
+
+for _schedule_type in (Schedule, PlateauSchedule):  # copyreg matches exact types only
+    copyreg.pickle(_schedule_type, _reduce_schedule)  # type: ignore[arg-type]
 
 
 def _required_by_factory(spec: ScheduleSpec, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -291,12 +292,32 @@ def test_attached_scheduler_and_bad_accumulation_are_errors():
 
 
 def test_validation_loss_monitoring():
+    """With a validation split the curve is the mean loss on its first val_batches batches
+    after each step (replayed here by hand), and the training losses are kept beside it."""
     model, loader = make_problem()
+    model[2].p = 0.0  # no dropout: the replay below must see the same forward passes
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    replay = copy.deepcopy(model)
+    loss_fn = nn.CrossEntropyLoss()
     r = find_lr(
-        model, opt, loader, nn.CrossEntropyLoss(), steps=8, val_loader=loader[:2], val_batches=2
+        model, opt, loader, loss_fn, steps=8, val_loader=loader[:3], val_batches=2, refine=False
     )
-    assert r.monitor.startswith("val") and r.losses != r.train_losses
+    assert r.monitor == "val (2 batches)" and len(r.losses) == len(r.train_losses) == 8
+    replay_opt = torch.optim.SGD(replay.parameters(), lr=0.1)
+    val_losses, train_losses = [], []
+    for lr, (x, y) in zip(r.lrs, loader, strict=True):
+        replay_opt.param_groups[0]["lr"] = lr
+        replay.train()
+        loss = loss_fn(replay(x), y)
+        train_losses.append(loss.item())
+        replay_opt.zero_grad()
+        loss.backward()
+        replay_opt.step()
+        replay.eval()
+        with torch.no_grad():
+            val_losses.append(sum(loss_fn(replay(vx), vy).item() for vx, vy in loader[:2]) / 2)
+    assert r.losses == pytest.approx(val_losses, rel=1e-5)
+    assert r.train_losses == pytest.approx(train_losses, rel=1e-5)
 
 
 def test_grad_resetter_clears_every_grad_like_zero_grad():

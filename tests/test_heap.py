@@ -65,10 +65,18 @@ def test_config_runs_keep_freed_memory(monkeypatch):
     assert calls == [True]
 
 
-def test_public_and_cheap():
+def test_old_name_still_works_unlisted_and_cheap(monkeypatch):
+    """``lrtool.retain_freed_memory`` (a process setting, not part of the LR API) keeps
+    working for scripts that call it, without being listed in ``lrtool.__all__``, and
+    loading it does not import torch."""
     import lrtool
 
-    assert lrtool.retain_freed_memory is heap.retain_freed_memory
-    code = "import lrtool.heap, sys; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "False"
+    assert "retain_freed_memory" not in lrtool.__all__
+    monkeypatch.setenv(heap.OPT_OUT, "0")
+    assert lrtool.retain_freed_memory() is False  # the heap module's function: it reads the opt-out
+    code = (
+        "import sys, lrtool; f = lrtool.retain_freed_memory; "
+        "print(f.__module__, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["lrtool.heap", "False"]

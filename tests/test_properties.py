@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from lrtool.finder import lr_ladder
 from lrtool.schedules import SCHEDULES, build_schedule
-from lrtool.suggest import recommend, refinement_reason, run_rules
+from lrtool.suggest import (
+    REFINE_BELOW_DROP,
+    curve_features,
+    recommend,
+    refinement_reason,
+    run_rules,
+)
 
 lrs_ = st.floats(1e-6, 10.0)
 totals = st.integers(2, 400)  # onecycle needs two steps, as torch does
@@ -198,8 +204,16 @@ def test_rules_answer_inside_the_sweep_or_not_at_all(losses, low, decades):
         assert lrs[0] <= rec.lr <= lrs[-1] * 1.0001
         assert lrs[0] <= rec.onecycle_max_lr <= lrs[-1] * 1.0001
         assert rec.confidence in ("high", "medium", "low")
+    # a second sweep exactly when the curve cannot be read or fell by too little
     reason = refinement_reason(lrs, losses)
-    assert reason is None or isinstance(reason, str)
+    features = curve_features(lrs, losses)
+    readable = not isinstance(features, str)
+    if readable and features.relative_drop >= REFINE_BELOW_DROP:
+        assert reason is None
+    else:
+        assert isinstance(reason, str) and reason.strip()
+        if not readable:
+            assert reason == features  # the reason the curve cannot be read, as it is
 
 
 @settings(max_examples=50, deadline=None)

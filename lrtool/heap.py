@@ -33,14 +33,28 @@ MMAP_THRESHOLD = 32 << 20
 OPT_OUT = "LRTOOL_RETAIN_FREED_MEMORY"  # "0" keeps malloc's defaults
 
 
+def _address_space_limited() -> bool:
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return False
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return soft not in (resource.RLIM_INFINITY, -1)
+
+
 def retain_freed_memory() -> bool:
     """Keep up to 1 GiB of freed memory in the heap instead of returning it to the kernel.
 
-    Returns whether the setting was applied: only on Linux with glibc, and not when the
-    environment variable ``LRTOOL_RETAIN_FREED_MEMORY`` is ``0``. Elsewhere it does nothing
-    (other allocators, such as macOS's or jemalloc, cache freed memory on their own terms).
+    Returns whether the setting was applied: only on Linux with glibc, not when the
+    environment variable ``LRTOOL_RETAIN_FREED_MEMORY`` is ``0``, and not under an
+    address-space limit (``ulimit -v``): there memory kept counts against the limit, and near
+    it a process whose heap keeps everything spent minutes failing allocations instead of
+    stopping with an error. Elsewhere it does nothing (other allocators, such as macOS's or
+    jemalloc, cache freed memory on their own terms).
     """
     if os.environ.get(OPT_OUT, "1").strip() == "0" or not sys.platform.startswith("linux"):
+        return False
+    if _address_space_limited():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -80,3 +80,25 @@ def test_old_name_still_works_unlisted_and_cheap(monkeypatch):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["lrtool.heap", "False"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
+def test_an_address_space_limit_leaves_malloc_alone():
+    """Under ulimit -v, memory kept in the heap counts against the limit (and near it such a
+    process spent minutes failing allocations): the setting is not applied."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))
+
+    code = "from lrtool.heap import retain_freed_memory; print(retain_freed_memory())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, preexec_fn=cap
+    )
+    assert done.stdout.strip() == "False"
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "mallopt"):
+        pytest.skip("this libc has no mallopt")
+    free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert free.stdout.strip() == "True"  # the same call without the limit applies it

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from lrtool.settings import AMP_MODES, DEVICES, SNAPSHOT_MODES, one_of
+
 # Shared by several commands --------------------------------------------------------------------------------
 
 ConfigArg = Annotated[
@@ -18,7 +20,7 @@ ConfigArg = Annotated[
     typer.Argument(help="YAML config; default: the embedded quickstart (digits, MLP, SGD)."),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (overrides seed).")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help=f"{one_of(DEVICES)}.")]
 BackendOpt = Annotated[
     str,
     typer.Option("--backend", help="Under torchrun: auto (nccl on GPUs, else gloo), gloo, nccl."),
@@ -46,7 +48,7 @@ AccumulationOpt = Annotated[
     typer.Option("--accumulation-steps", help="Micro-batches per optimizer step (loop.*)."),
 ]
 AmpOpt = Annotated[
-    str | None, typer.Option("--amp", help="Autocast: none, bf16 or fp16 (GPU) (loop.amp).")
+    str | None, typer.Option("--amp", help=f"Autocast: {one_of(AMP_MODES)} (fp16: GPU) (loop.amp).")
 ]
 GradClipOpt = Annotated[
     float | None, typer.Option("--grad-clip", help="Cap on the gradient norm (loop.grad_clip).")
@@ -93,7 +95,9 @@ VerifyStepsOpt = Annotated[
 ]
 SnapshotOpt = Annotated[
     str | None,
-    typer.Option("--snapshot", help="Keep the start state on cpu, disk or none (find.snapshot)."),
+    typer.Option(
+        "--snapshot", help=f"Keep the start state on {one_of(SNAPSHOT_MODES)} (find.snapshot)."
+    ),
 ]
 MonitorOpt = Annotated[
     str | None,

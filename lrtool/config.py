@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lrtool.errors import closest, usage_error
+from lrtool.settings import Amp, Device, SnapshotMode
 
 IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 MAX_STEPS = 10_000_000  # a range test or a short training run, not a year of compute
@@ -114,7 +115,7 @@ class LoopConfig(Strict):
     """How every optimizer step is taken, in find (sweep and search), train and compare."""
 
     accumulation_steps: int = Field(1, ge=1, le=4096)  # micro-batches per optimizer step
-    amp: Literal["none", "bf16", "fp16"] = "none"  # autocast; fp16 needs a GPU
+    amp: Amp = "none"  # autocast; fp16 needs a GPU
     grad_clip: PositiveFloat | None = None  # cap on the global gradient norm
 
     def options(self) -> Any:
@@ -153,7 +154,7 @@ class FindConfig(Strict):
     # Where the state the second sweep and the search start from is kept: one host copy,
     # a file in a temporary folder (under snapshot_dir; for models that do not fit twice in
     # host memory), or nowhere (no second sweep, no search).
-    snapshot: Literal["cpu", "disk", "none"] = "cpu"
+    snapshot: SnapshotMode = "cpu"
     snapshot_dir: str | None = None
 
     @model_validator(mode="after")
@@ -224,7 +225,7 @@ class TrainConfig(Strict):
 
 class Config(Strict):
     seed: int = Field(0, ge=0, le=2**32 - 1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: Literal["auto", "cross_entropy", "mse", "l1", "bce_with_logits"] = "auto"
@@ -395,11 +396,35 @@ def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(current.model_fields)
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line for the first problem, naming the field path, the value and how to fix it."""
+def section_kind(path: list[str]) -> str | None:
+    """``"model"`` when ``path`` (e.g. ``["train", "schedule"]``) names a section of the
+    config, ``"mapping"`` when it names a free mapping (``model.kwargs``), else None."""
+    current: Any = Config
+    for depth, name in enumerate(path):
+        fields = getattr(current, "model_fields", None)
+        if fields is None or name not in fields:
+            return None
+        annotation = fields[name].annotation
+        options = [annotation, *get_args(annotation)]
+        model = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is not None:
+            current = model
+            continue
+        is_mapping = any(a is dict or get_origin(a) is dict for a in options)
+        return "mapping" if is_mapping and depth == len(path) - 1 else None
+    return "model"
+
+
+def format_validation_error(
+    exc: ValidationError, source: str, set_by: dict[str, str] | None = None
+) -> str:
+    """One line for the first problem, naming the field path, the value and how to fix it,
+    and where the value came from: the file, or the flag that set it (``set_by``: dotted key
+    -> flag)."""
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     path = ".".join(str(p) for p in loc)
+    source = _source_of(path, source, set_by or {})
     kind = err["type"]
     if kind == "extra_forbidden":
         valid = _field_names(Config, loc[:-1])
@@ -422,11 +447,25 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: {path}: {first.lower()}{rest}{shown}"
 
 
-def parse_config(data: dict[str, Any], source: str = "config") -> Config:
+def _source_of(path: str, source: str, set_by: dict[str, str]) -> str:
+    """The flag that set the key at ``path``; for a problem of a whole section, the file
+    and the flags that changed keys inside it."""
+    if path in set_by:
+        return set_by[path]
+    inside = sorted(
+        {flag for key, flag in set_by.items() if key.startswith(f"{path}.") or not path}
+    )
+    return f"{source} with {', '.join(inside)}" if inside else source
+
+
+def parse_config(
+    data: dict[str, Any], source: str = "config", set_by: dict[str, str] | None = None
+) -> Config:
+    """Validate a config mapping; a problem is one line naming where it came from."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise usage_error(format_validation_error(exc, source)) from None
+        raise usage_error(format_validation_error(exc, source, set_by)) from None
 
 
 def load_config(path: str | Path) -> Config:
@@ -440,18 +479,11 @@ def default_config_text() -> str:
     return resources.files("lrtool").joinpath("quickstart.yaml").read_text(encoding="utf-8")
 
 
+def default_config_data() -> dict[str, Any]:
+    """The embedded default config as a mapping, read like any file (safe loader)."""
+    return yaml.load(default_config_text(), Loader=_Loader)  # noqa: S506
+
+
 def default_config() -> Config:
-    """The embedded default config, parsed like any file (safe loader)."""
-    return parse_config(yaml.load(default_config_text(), Loader=_Loader), "quickstart (embedded)")  # noqa: S506
-
-
-def apply_overrides(config: Config, section: str, values: dict[str, Any], source: str) -> Config:
-    """Return ``config`` with CLI flag values (those not None) set in ``section``, re-validated."""
-    data = config.model_dump()
-    target = data if section == "" else data[section]
-    changed = False
-    for key, value in values.items():
-        if value is not None:
-            target[key] = value
-            changed = True
-    return parse_config(data, source) if changed else config
+    """The embedded default config, validated."""
+    return parse_config(default_config_data(), "quickstart (embedded)")

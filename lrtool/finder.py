@@ -31,6 +31,7 @@ from lrtool.loop import (
     loop_options,
 )
 from lrtool.search import check_budget
+from lrtool.settings import restarts_need_a_snapshot
 from lrtool.snapshot import StateSnapshot, check_mode
 from lrtool.suggest import DebiasedEma, Recommendation, lrtool_constant, recommend, run_rules
 from lrtool.torch_adapter import group_ratios
@@ -437,7 +438,7 @@ class FindPlan:
         if budget is None:
             budget = default_budget(target_steps)
         check_budget(budget, target_steps)
-        if snapshot == "none" and (budget or repeats != 1):
+        if restarts_need_a_snapshot(snapshot, budget, repeats):
             raise usage_error(
                 "snapshot: none keeps no state, but the budgeted search and repeats restore "
                 "the model between runs; use snapshot='cpu' or 'disk' (or budget=0)"

@@ -33,6 +33,7 @@ from torch import nn
 from lrtool.distributed import active_world_size, mean_over_ranks
 from lrtool.errors import LrtoolError, usage_error
 from lrtool.heartbeat import first_step_done
+from lrtool.settings import AUTOCAST_DTYPES
 
 StepFn = Callable[[nn.Module, Any], torch.Tensor]
 # (step, total steps, lr, monitored loss) after each finite step: progress bars.
@@ -41,7 +42,7 @@ Progress = Callable[[int, int, float, float], None]
 # returns a reason to stop, or None.
 Observer = Callable[[int, float, float, float], str | None]
 
-AMP_CHOICES = ("bf16", "fp16")
+AMP_CHOICES = AUTOCAST_DTYPES  # the dtypes autocast takes (lrtool.settings)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class LoopOptions:
         if self.amp in ("none", "off", False):
             object.__setattr__(self, "amp", None)
         if self.amp is not None and self.amp not in AMP_CHOICES:
-            raise usage_error(f"amp: must be bf16, fp16 or None, got {self.amp!r}")
+            raise usage_error(f"amp: must be {', '.join(AMP_CHOICES)} or None, got {self.amp!r}")
         clip = self.grad_clip
         if clip is not None and not (isinstance(clip, int | float) and 0 < clip < math.inf):
             raise usage_error(f"grad_clip: must be a positive finite number or None, got {clip!r}")

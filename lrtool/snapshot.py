@@ -19,21 +19,19 @@ import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from lrtool.errors import LrtoolError, usage_error
 from lrtool.loop import map_tensors
-
-SnapshotMode = Literal["cpu", "disk", "none"]
-SNAPSHOT_MODES = ("cpu", "disk", "none")
+from lrtool.settings import SNAPSHOT_MODES, one_of
 
 
 def check_mode(mode: str) -> None:
     if mode not in SNAPSHOT_MODES:
-        raise usage_error(f"snapshot: must be cpu, disk or none, got {mode!r}")
+        raise usage_error(f"snapshot: must be {one_of(SNAPSHOT_MODES)}, got {mode!r}")
 
 
 def cpu_copy(obj: Any) -> Any:

@@ -3,66 +3,151 @@ the setup built from the config. No torch at import time."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrtool import distributed
-from lrtool.config import Config, apply_overrides, default_config, load_config
+from lrtool.config import (
+    Config,
+    TrainConfig,
+    default_config_data,
+    parse_config,
+    read_yaml,
+    section_kind,
+)
 from lrtool.errors import LrtoolError, usage_error
+from lrtool.settings import DEVICES, one_of
 
 if TYPE_CHECKING:
     from lrtool.build import Setup
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 # (step, total, lr, loss) after each step; phase(label) when a new stage starts.
 Progress = Callable[[int, int, float, float], None]
 
 
 @dataclass(frozen=True)
 class LoadedConfig:
-    """A validated config, where it came from, and the folder its relative paths start at."""
+    """A config as read, with the command's overrides applied, validated once: when it is
+    first read (:attr:`config`), after every flag and ``--set`` is in. A mistake is reported
+    with where it came from: the file, or the flag that set the key.
 
-    config: Config
+    ``data`` is the mapping read from the file (or an already validated :class:`Config`);
+    ``set_by`` maps each dotted key a flag changed to that flag; ``loaded_data`` holds the
+    data when it was loaded already (to count the steps of an epoch), for the first run built
+    from this config to take (:meth:`take_data`) instead of loading it again.
+    """
+
+    data: dict[str, Any] | Config
     source: str  # the file as given, or "quickstart" for the embedded default
     base_dir: Path | None
+    set_by: tuple[tuple[str, str], ...] = ()
+    loaded_data: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    @functools.cached_property
+    def config(self) -> Config:
+        """The validated config (validated on first use, once)."""
+        if isinstance(self.data, Config):
+            return self.data
+        return parse_config(self.data, self.source, dict(self.set_by))
 
     @property
     def name(self) -> str:
         """The name run folders carry: the config file's stem."""
         return Path(self.source).stem if self.source != "quickstart" else "quickstart"
 
+    def _mapping(self) -> dict[str, Any]:
+        """A copy of the config as a mapping to change (a validated one: its keys as set)."""
+        if isinstance(self.data, Config):
+            return self.data.model_dump(exclude_unset=True)
+        return copy.deepcopy(self.data)
+
+    def _changed(self, data: dict[str, Any], flags: dict[str, str]) -> LoadedConfig:
+        set_by = tuple({**dict(self.set_by), **flags}.items())
+        return LoadedConfig(data, self.source, self.base_dir, set_by)
+
+    def with_values(
+        self, section: str, values: dict[str, Any], drop: tuple[str, ...] = ()
+    ) -> LoadedConfig:
+        """The config with flag values (those not None) set in ``section`` (``""``: the top
+        level) and the keys ``drop`` removed from it; not validated yet. Each key's flag is
+        ``--key-name``."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given and not drop:
+            return self
+        data = self._mapping()
+        target = data if section == "" else _section(data, [section], section)
+        if target is None:  # the section is not a mapping: validation names it
+            return self
+        flags = {}
+        for key, value in given.items():
+            target[key] = value
+            flags[f"{section}.{key}".strip(".")] = "--" + key.replace("_", "-")
+        for key in drop:
+            target.pop(key, None)
+        return self._changed(data, flags)
+
     def with_sets(self, sets: list[str]) -> LoadedConfig:
         """``--set section.key=value`` for any config key (``find --set``): each value read
-        as ``--set`` reads schedule values, the whole config validated again."""
+        as ``--set`` reads schedule values; not validated yet."""
         if not sets:
             return self
-        from lrtool.config import parse_config
         from lrtool.schedules import parse_sets
 
-        data = self.config.model_dump()
+        data = self._mapping()
+        flags = {}
         for key, value in parse_sets(sets).items():
             *sections, name = key.split(".")
-            if not sections and (name not in data or isinstance(data[name], dict)):
+            if not sections and (name not in Config.model_fields or section_kind([name])):
                 raise usage_error(f"--set {key}: give section.key=value (e.g. data.batch_size=32)")
-            node = data
-            for section in sections:
-                if not isinstance(node.get(section), dict):
-                    raise usage_error(f"--set {key}: the config has no section '{section}'")
-                node = node[section]
+            node = _section(data, sections, key)
+            if node is None:
+                raise usage_error(f"--set {key}: '{'.'.join(sections)}' is not a mapping")
             node[name] = value
+            flags[key] = "--set"
+        return self._changed(data, flags)
+
+    def with_train_length(self, steps: int, bundle: Any = None) -> LoadedConfig:
+        """The validated config with ``train.steps`` counted from its epochs (``epochs``
+        cleared, ``eval_every`` at most ``steps``): derived values, not validated again."""
+        config = self.config
+        train = config.train.model_copy(
+            update={
+                "steps": steps,
+                "epochs": None,
+                "eval_every": min(config.train.eval_every, steps),
+            }
+        )
+        counted = config.model_copy(update={"train": train})
         return LoadedConfig(
-            parse_config(data, f"{self.source} (--set)"), self.source, self.base_dir
+            counted, self.source, self.base_dir, self.set_by, [] if bundle is None else [bundle]
         )
 
-    def with_values(self, section: str, values: dict[str, Any]) -> LoadedConfig:
-        """The config with flag values (those not None) set in ``section``, re-validated."""
-        changed = apply_overrides(self.config, section, values, self.source)
-        return LoadedConfig(changed, self.source, self.base_dir)
+    def take_data(self) -> Any:
+        """The data loaded while counting an epoch's steps, once (a second run of the same
+        config, as in compare, loads its own: a user's loader may keep state), else None."""
+        return self.loaded_data.pop() if self.loaded_data else None
+
+
+def _section(data: dict[str, Any], sections: list[str], key: str) -> dict[str, Any] | None:
+    """The mapping at ``sections`` inside ``data``, made when the file left it out (it is a
+    section of the config); None when the file put something other than a mapping there."""
+    node = data
+    for depth, name in enumerate(sections):
+        if node.get(name) is None:
+            if section_kind(sections[: depth + 1]) is None:
+                raise usage_error(f"--set {key}: the config has no section '{name}'")
+            node[name] = {}
+        if not isinstance(node[name], dict):
+            return None
+        node = node[name]
+    return node
 
 
 @dataclass(frozen=True)
@@ -87,29 +172,60 @@ def load(
     device: str | None = None,
     loop: LoopFlags | None = None,
 ) -> LoadedConfig:
-    """The config file (or the embedded quickstart) with ``--seed``, ``--device`` and the loop
-    flags applied; under torchrun, the global batch is checked against the world size."""
+    """The config file (or the embedded quickstart) as read, with ``--seed``, ``--device`` and
+    the loop flags set in it; validated once the command has set its own flags too
+    (:func:`ready`)."""
     if path is None:
-        loaded = LoadedConfig(default_config(), "quickstart", None)
+        loaded = LoadedConfig(default_config_data(), "quickstart", None)
     else:
-        loaded = LoadedConfig(load_config(path), str(path), path.resolve().parent)
+        loaded = LoadedConfig(read_yaml(path), str(path), path.resolve().parent)
     if device is not None and device not in DEVICES:
-        raise usage_error(f"--device: must be auto, cpu, cuda or mps, got {device!r}")
+        raise usage_error(f"--device: must be {one_of(DEVICES)}, got {device!r}")
     loaded = loaded.with_values("", {"seed": seed, "device": device})
     if loop is not None:
         loaded = loaded.with_values("loop", loop.values())
-    if distributed.launched_by_torchrun():  # before any folder is made
-        distributed.shard_batch_size(loaded.config.data.batch_size, int(os.environ["WORLD_SIZE"]))
     return loaded
 
 
-def with_train_steps(loaded: LoadedConfig, steps: int | None) -> LoadedConfig:
-    """``--steps`` for train and compare; eval_every shrinks with it so a short run still
+def ready(loaded: LoadedConfig) -> Config:
+    """The config validated (once, with every override in), and what needs the whole config
+    and the launch: under torchrun, the global batch against the world size (before any
+    folder is made)."""
+    config = loaded.config
+    if distributed.launched_by_torchrun():
+        distributed.shard_batch_size(config.data.batch_size, int(os.environ["WORLD_SIZE"]))
+    return config
+
+
+def with_length_flags(
+    loaded: LoadedConfig, steps: int | None, epochs: float | None
+) -> LoadedConfig:
+    """``--steps`` or ``--epochs`` set in ``train`` (the other length dropped: a flag wins
+    over the file); ``--steps`` also shrinks ``eval_every`` to fit, so a short run still
     evaluates."""
+    if steps is not None and epochs is not None:
+        raise usage_error("give --epochs or --steps, not both")
+    if epochs is not None:
+        if not (epochs > 0 and epochs < float("inf")):
+            raise usage_error(f"--epochs: must be > 0, got {epochs}")
+        return loaded.with_values("train", {"epochs": epochs}, drop=("steps",))
     if steps is None:
         return loaded
-    every = min(loaded.config.train.eval_every, steps) if steps >= 1 else None
-    return loaded.with_values("train", {"steps": steps, "eval_every": every})
+    every = None
+    if steps >= 1:
+        train = loaded._mapping().get("train")
+        given = train.get("eval_every") if isinstance(train, dict) else None
+        every = given if given is not None else TrainConfig.model_fields["eval_every"].default
+        every = (
+            min(every, steps) if isinstance(every, int) and not isinstance(every, bool) else None
+        )
+    changed = loaded.with_values("train", {"steps": steps}, drop=("epochs",))
+    if every is not None:
+        changed = changed.with_values("train", {"eval_every": every})
+        changed = replace(
+            changed, set_by=tuple({**dict(changed.set_by), "train.eval_every": "--steps"}.items())
+        )
+    return changed
 
 
 @dataclass(frozen=True)
@@ -125,12 +241,13 @@ class RunLength:
         return {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
 
 
-def steps_per_epoch(loaded: LoadedConfig) -> int:
+def steps_per_epoch(loaded: LoadedConfig) -> tuple[int, Any]:
     """``train.steps_per_epoch``, or the optimizer steps one pass over the training data takes:
-    its batches divided by ``loop.accumulation_steps`` (at least 1)."""
+    its batches divided by ``loop.accumulation_steps`` (at least 1); and the data when it had
+    to be loaded to count them (the run then uses it: loaded once)."""
     config = loaded.config
     if config.train.steps_per_epoch is not None:
-        return config.train.steps_per_epoch
+        return config.train.steps_per_epoch, None
     from lrtool.data import load_data
 
     bundle = load_data(config.data, config.seed, config.loss, loaded.base_dir)
@@ -141,30 +258,28 @@ def steps_per_epoch(loaded: LoadedConfig) -> int:
             "epochs: the training data has no length (an iterable dataset); "
             "set train.steps_per_epoch"
         ) from None
-    return max(1, round(batches / config.loop.accumulation_steps))
+    return max(1, round(batches / config.loop.accumulation_steps)), bundle
+
+
+def run_length(loaded: LoadedConfig, counts_epochs: bool = False) -> RunLength:
+    """The run's length in steps: ``train.epochs`` (the flags already set in the config by
+    :func:`with_length_flags`) counted as ``train.steps``; the steps per epoch are counted
+    when the length or a schedule (``counts_epochs``) is in epochs."""
+    epochs = ready(loaded).train.epochs
+    if epochs is None and not counts_epochs:
+        return RunLength(loaded)
+    per_epoch, bundle = steps_per_epoch(loaded)
+    from lrtool.schedules import epochs_to_steps
+
+    steps = epochs_to_steps(epochs, per_epoch) if epochs is not None else loaded.config.train.steps
+    return RunLength(loaded.with_train_length(steps, bundle), per_epoch, epochs)
 
 
 def with_run_length(
     loaded: LoadedConfig, steps: int | None, epochs: float | None, counts_epochs: bool = False
 ) -> RunLength:
-    """``--steps``/``--epochs`` (else ``train.steps``/``train.epochs``) as ``train.steps``;
-    the steps per epoch are counted when the length or a schedule (``counts_epochs``) is in
-    epochs."""
-    if steps is not None and epochs is not None:
-        raise usage_error("give --epochs or --steps, not both")
-    if epochs is not None and not (epochs > 0 and epochs < float("inf")):
-        raise usage_error(f"--epochs: must be > 0, got {epochs}")
-    if epochs is None and steps is None:
-        epochs = loaded.config.train.epochs
-    if epochs is None and not counts_epochs:
-        return RunLength(with_train_steps(loaded, steps))
-    per_epoch = steps_per_epoch(loaded)
-    if epochs is not None:
-        from lrtool.schedules import epochs_to_steps
-
-        steps = epochs_to_steps(epochs, per_epoch)
-        loaded = loaded.with_sets(["train.epochs=none"])
-    return RunLength(with_train_steps(loaded, steps), per_epoch, epochs)
+    """``--steps``/``--epochs`` (else ``train.steps``/``train.epochs``) as ``train.steps``."""
+    return run_length(with_length_flags(loaded, steps, epochs), counts_epochs)
 
 
 def run_folders(out: Path | None, config_name: str, command: str) -> tuple[Path, Iterator[Path]]:
@@ -210,7 +325,7 @@ def prepare(loaded: LoadedConfig, backend: str = "auto") -> Setup:
     retain_freed_memory()
     dist = distributed.init_from_env(resolve_device(loaded.config.device), backend)
     try:
-        setup = build(loaded.config, loaded.base_dir, dist=dist)
+        setup = build(loaded.config, loaded.base_dir, data=loaded.take_data(), dist=dist)
         check_batch(setup)
     except SystemExit as exc:  # user code (a model or data function) must not end lrtool
         raise LrtoolError(

@@ -22,8 +22,10 @@ from lrtool.jobs.common import (
     check_png,
     common_summary,
     png_after_results,
+    ready,
     run_folders,
-    with_run_length,
+    run_length,
+    with_length_flags,
 )
 from lrtool.jobs.find import RANGE_TEST_COLUMNS
 from lrtool.jobs.train import (
@@ -170,10 +172,12 @@ def run(
     check_target(flags.target)
     if flags.jobs < 1:
         raise usage_error(f"--jobs: must be >= 1, got {flags.jobs}")
+    loaded = with_length_flags(loaded, flags.steps, flags.epochs)
+    ready(loaded)  # the config validated here, once
     plans = plan_runs(flags, loaded)
     jobs, jobs_note = usable_jobs(flags.jobs, len(plans))
     counts_epochs = any(uses_epochs(p.schedule, p.params) for p in plans)
-    length = with_run_length(loaded, flags.steps, flags.epochs, counts_epochs)
+    length = run_length(loaded, counts_epochs)
     loaded = length.loaded
     plans = [
         replace(p, params=in_steps(p.schedule, p.params, length.steps_per_epoch)) for p in plans

@@ -21,10 +21,12 @@ from lrtool.jobs.common import (
     common_summary,
     png_after_results,
     prepare,
+    ready,
     run_context,
     run_folders,
-    with_run_length,
+    run_length,
 )
+from lrtool.settings import restarts_need_a_snapshot
 
 if TYPE_CHECKING:
     from lrtool.build import Setup
@@ -86,15 +88,14 @@ def configure(loaded: LoadedConfig, flags: FindFlags) -> LoadedConfig:
     """The config with the flags applied (one validation pass). ``--smoke`` changes nothing:
     it judges exactly the answer ``lrtool find`` gives with the same config and flags (a CI
     job that wants it faster says so: ``--budget 0``, ``--steps N``)."""
-    values = asdict(flags)
-    configured = loaded.with_values("find", values)
-    if configured.config.train.epochs is not None:
+    configured = loaded.with_values("find", asdict(flags))
+    if ready(configured).train.epochs is not None:  # validated here, once
         # The search chooses the LR for a training of train.steps: count the epochs in steps.
-        configured = with_run_length(configured, None, None).loaded
+        configured = run_length(configured).loaded
     find = configured.config.find
     if find.monitor == "val" and configured.config.data.val_fraction == 0:
         raise usage_error("find.monitor: val needs validation data (set data.val_fraction > 0)")
-    if find.snapshot == "none" and (search_budget(configured.config) > 0 or find.repeats > 1):
+    if restarts_need_a_snapshot(find.snapshot, search_budget(configured.config), find.repeats):
         raise usage_error(
             "find.snapshot: none keeps no state to restore, but the budgeted search and "
             "repeats start each run from it; set find.budget: 0 (--budget 0) and repeats 1, "

@@ -21,14 +21,17 @@ from lrtool.jobs.common import (
     common_summary,
     png_after_results,
     prepare,
+    ready,
     run_context,
     run_folders,
-    with_run_length,
+    run_length,
+    with_length_flags,
 )
 from lrtool.jobs.find import RANGE_TEST_COLUMNS
 
 if TYPE_CHECKING:
     from lrtool.finder import RangeTestResult
+    from lrtool.schedule_base import Schedule
     from lrtool.trainer import TrainResult
 
 TRAIN_FILE = "train.csv"
@@ -205,11 +208,13 @@ def run(
     from lrtool.trainer import EVAL_COLUMNS, TRAIN_COLUMNS
 
     distributed.check_backend(backend)
-    name = flags.schedule or loaded.config.train.schedule.name
+    loaded = with_length_flags(loaded, flags.steps, flags.epochs)
+    configured = ready(loaded).train.schedule  # the config validated here, once
+    name = flags.schedule or configured.name
     get_spec(name)
-    params = dict(loaded.config.train.schedule.params()) if flags.schedule is None else {}
+    params = dict(configured.params()) if flags.schedule is None else {}
     params.update(parse_sets(flags.sets))
-    length = with_run_length(loaded, flags.steps, flags.epochs, uses_epochs(name, params))
+    length = run_length(loaded, uses_epochs(name, params))
     loaded = length.loaded
     params = in_steps(name, params, length.steps_per_epoch)
     check_target(flags.target)
@@ -240,11 +245,11 @@ def run(
         )
         evaluations = config.train.steps // config.train.eval_every
         full, note = fit_patience(name, full, evaluations)
-        build_schedule(name, full)  # validate before training
+        schedule = build_schedule(name, full)  # checked before any training, then trained
         if phase is not None:
             phase("training")
         result, interrupted = _train_or_partial(
-            loaded, name, full, progress if main else None, backend
+            loaded, name, full, progress if main else None, backend, schedule
         )
         outcome = TrainOutcome(result, {}, folder, interrupted, found)
         if folder is None:
@@ -354,14 +359,20 @@ def write_range_test_only(
 
 
 def _train_or_partial(
-    loaded: LoadedConfig, name: str, params: dict[str, Any], progress: Progress | None, backend: str
+    loaded: LoadedConfig,
+    name: str,
+    params: dict[str, Any],
+    progress: Progress | None,
+    backend: str,
+    schedule: Schedule,
 ) -> tuple[TrainResult, bool]:
     """The training's result, also when it was interrupted (True) or failed after it had
     taken steps (``result.failed``)."""
     from lrtool.trainer import TrainFailed, TrainInterrupted
 
     try:
-        return train_schedule(loaded, name, params, progress, backend=backend), False
+        trained = train_schedule(loaded, name, params, progress, backend=backend, schedule=schedule)
+        return trained, False
     except TrainInterrupted as stop:
         return stop.result, True
     except TrainFailed as stop:
@@ -375,16 +386,19 @@ def train_schedule(
     progress: Progress | None = None,
     label: str | None = None,
     backend: str = "auto",
+    schedule: Schedule | None = None,
 ) -> TrainResult:
     """Build the config's setup and train one schedule (``params`` already complete), with
-    the config's ``train`` and ``loop`` settings."""
+    the config's ``train`` and ``loop`` settings; ``schedule``: the one already built from
+    ``name`` and ``params`` (else built here)."""
     from lrtool.schedules import build_schedule
     from lrtool.trainer import train
 
     config = loaded.config
     from lrtool.trainer import TrainFailed, TrainInterrupted
 
-    schedule = build_schedule(name, params)
+    if schedule is None:
+        schedule = build_schedule(name, params)
     setup = prepare(loaded, backend)
     try:
         result = train(

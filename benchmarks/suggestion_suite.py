@@ -72,7 +72,7 @@ def train_run(name: str, seed: int, schedule: str, lr: float) -> dict[str, Any]:
 
     from lrtool.loop import cycle
     from lrtool.schedules import build_schedule
-    from lrtool.torch_adapter import LrtoolScheduler
+    from lrtool.schedules.torch_adapter import LrtoolScheduler
 
     task = TASKS[name]
     model, batches, xv, yv = _setup(name, seed)

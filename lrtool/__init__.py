@@ -28,7 +28,7 @@ _LAZY = {
     "RangeTestInterrupted": "lrtool.finder",
     "RangeTestFailed": "lrtool.finder",
     "lr_ladder": "lrtool.finder",
-    "LrtoolScheduler": "lrtool.torch_adapter",
+    "LrtoolScheduler": "lrtool.schedules.torch_adapter",
     "verify_lr": "lrtool.verify",
     "VerifyResult": "lrtool.verify",
     "train": "lrtool.trainer",

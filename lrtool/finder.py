@@ -30,11 +30,11 @@ from lrtool.loop import (
     cycle,
     loop_options,
 )
+from lrtool.schedules.torch_adapter import group_ratios
 from lrtool.search import check_budget
 from lrtool.settings import restarts_need_a_snapshot
 from lrtool.snapshot import StateSnapshot, check_mode
 from lrtool.suggest import DebiasedEma, Recommendation, lrtool_constant, recommend, run_rules
-from lrtool.torch_adapter import group_ratios
 
 __all__ = [
     "Progress",

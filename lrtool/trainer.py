@@ -27,8 +27,8 @@ from lrtool.loop import (
     loop_options,
 )
 from lrtool.schedules import Schedule
+from lrtool.schedules.torch_adapter import LrtoolScheduler
 from lrtool.suggest import DebiasedEma, debiased_ema
-from lrtool.torch_adapter import LrtoolScheduler
 
 TRAIN_COLUMNS = ["step", "lr", "momentum", "train_loss"]
 EVAL_COLUMNS = ["step", "lr", "train_loss_smoothed", "val_loss", "val_accuracy"]

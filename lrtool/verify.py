@@ -428,7 +428,7 @@ class _Trials:
         """(the losses, the score, the score after ``steps // 2`` steps) of ``steps`` steps of
         ``schedule`` from the initial state; the scores are NaN when a loss turned
         non-finite (the halfway one also when the run is too short to have one)."""
-        from lrtool.torch_adapter import LrtoolScheduler
+        from lrtool.schedules.torch_adapter import LrtoolScheduler
 
         self.restore()
         phase_started("search")

@@ -245,7 +245,7 @@ def test_schedules_and_the_scheduler_pickle_and_continue_the_same(name, params):
 def test_a_schedule_not_built_by_build_schedule_says_how_to_pickle_it():
     import pickle
 
-    from lrtool.schedule_base import Schedule
+    from lrtool.schedules.base import Schedule
 
     hand_made = Schedule("mine", lambda t: 0.1)
     with pytest.raises(TypeError, match="build it with lrtool.build_schedule"):

@@ -9,7 +9,7 @@ import torch
 
 from lrtool.errors import LrtoolError
 from lrtool.schedules import SCHEDULES, build_schedule, sample_steps
-from lrtool.torch_adapter import LrtoolScheduler
+from lrtool.schedules.torch_adapter import LrtoolScheduler
 from tests.conftest import torch_values
 
 

@@ -101,7 +101,7 @@ def use_suggestion(trainer: Any, result: RangeTestResult, schedule: str = "onecy
     ``optimizers=``) are named in one warning.
     """
     from lrtool.schedules import build_schedule
-    from lrtool.torch_adapter import LrtoolScheduler
+    from lrtool.schedules.torch_adapter import LrtoolScheduler
 
     if schedule not in ("constant", "onecycle"):
         raise LrtoolError(f"schedule: must be constant or onecycle, got {schedule!r}")

@@ -184,7 +184,7 @@ def curves_for(
 
 
 def _stalling(steps: int) -> list[float]:
-    from lrtool.plateau import stalling_metric
+    from lrtool.schedules.plateau import stalling_metric
 
     return stalling_metric(steps)
 

@@ -31,7 +31,7 @@ from lrtool.jobs.find import RANGE_TEST_COLUMNS
 
 if TYPE_CHECKING:
     from lrtool.finder import RangeTestResult
-    from lrtool.schedule_base import Schedule
+    from lrtool.schedules.base import Schedule
     from lrtool.trainer import TrainResult
 
 TRAIN_FILE = "train.csv"

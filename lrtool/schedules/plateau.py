@@ -19,10 +19,10 @@ differently); otherwise they can differ.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from lrtool.schedule_base import Schedule, check, decay_factor, non_negative
+from lrtool.schedules.base import LrFn, Schedule, check, declared
 
 
 @dataclass
@@ -35,38 +35,43 @@ class PlateauState:
     evaluations: int = 0
 
 
+@dataclass(frozen=True)
 class PlateauSchedule(Schedule):
-    """A schedule whose value is the current LR; :meth:`update` feeds it a metric."""
+    """A schedule whose value is the current LR; :meth:`update` feeds it a metric.
 
-    def __init__(
-        self,
-        lr: float,
-        factor: float,
-        patience: int,
-        threshold: float,
-        threshold_mode: str,
-        cooldown: int,
-        min_lr: float,
-        mode: str,
-        eps: float,
-        total_steps: int | None = None,
-    ) -> None:
-        super().__init__("plateau", self._current, None, total_steps)
-        self.monitor = "val_loss"  # what lrtool train feeds it (set by plateau())
-        self.initial_lr = lr
-        self.factor = factor
-        self.patience = patience
-        self.threshold = threshold
-        self.threshold_mode = threshold_mode
-        self.cooldown = cooldown
-        self.min_lr = min_lr
-        self.mode = mode
-        self.eps = eps
+    Its settings are frozen like any schedule's; what changes is its :class:`PlateauState`,
+    only through :meth:`update`, :meth:`reset` and :meth:`load_state`.
+    """
+
+    name: str = "plateau"
+    lr_fn: LrFn = field(default=lambda t: 0.0, repr=False)
+    initial_lr: float = 0.0
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"
+    cooldown: int = 0
+    min_lr: float = 0.0
+    mode: str = "min"
+    eps: float = 1e-8
+    monitor: str = "val_loss"  # what lrtool train feeds it
+    # not an argument: a copy (dataclasses.replace) starts from its own state, never shares one
+    state: PlateauState = field(default_factory=lambda: PlateauState(0.0, math.inf), init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr_fn", self._current)  # the value is the state's LR
         self.reset()
 
     def reset(self) -> None:
+        """Back to the start: the initial LR, no best value, nothing counted."""
         worst = math.inf if self.mode == "min" else -math.inf
-        self.state = PlateauState(lr=self.initial_lr, best=worst)
+        self.load_state(PlateauState(lr=self.initial_lr, best=worst))
+
+    def load_state(self, state: PlateauState) -> None:
+        """Continue from ``state`` (a checkpoint's); copied, so the two never share a list."""
+        for item in fields(PlateauState):
+            value = getattr(state, item.name)
+            setattr(self.state, item.name, list(value) if isinstance(value, list) else value)
 
     def _current(self, t: int) -> float:
         return self.state.lr
@@ -103,6 +108,7 @@ class PlateauSchedule(Schedule):
         return s.lr
 
 
+@declared(factor="(0, 1)", patience=">= 0", threshold=">= 0", cooldown=">= 0", eps=">= 0")
 def plateau(
     lr: float,
     factor: float = 0.1,
@@ -131,13 +137,7 @@ def plateau(
     (1.0, 0.1)
     """
     name = "plateau"
-    non_negative(name, "lr", lr)
-    decay_factor(name, "factor", factor)
-    check(patience >= 0, name, f"patience must be >= 0, got patience={patience!r}")
-    non_negative(name, "threshold", threshold)
     check(threshold_mode in ("rel", "abs"), name, "threshold_mode must be rel or abs")
-    check(cooldown >= 0, name, f"cooldown must be >= 0, got cooldown={cooldown!r}")
-    non_negative(name, "min_lr", min_lr)
     check(mode in ("auto", "min", "max"), name, "mode must be auto, min or max")
     check(
         monitor in (None, "val_loss", "val_accuracy", "train_loss"),
@@ -153,13 +153,11 @@ def plateau(
     )
     if mode != "auto":
         implied = mode
-    non_negative(name, "eps", eps)
-    schedule = PlateauSchedule(
-        lr, factor, patience, threshold, threshold_mode, cooldown, min_lr, implied, eps,
-        total_steps,
+    return PlateauSchedule(
+        total_steps=total_steps, initial_lr=lr, factor=factor, patience=patience,
+        threshold=threshold, threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr,
+        mode=implied, eps=eps, monitor=monitor or "val_loss",
     )  # fmt: skip
-    schedule.monitor = monitor or "val_loss"
-    return schedule
 
 
 def stalling_metric(steps: int) -> list[float]:

@@ -235,8 +235,7 @@ def test_a_schedule_that_fails_midway_in_compare_keeps_the_other_runs(tmp_path, 
                 raise OverflowError("math range error")
             return fn(t)
 
-        inner.lr_fn = lr_at
-        return inner
+        return dataclasses.replace(inner, lr_fn=lr_at)  # schedules are frozen values
 
     spec = dataclasses.replace(schedules.SCHEDULES["cosine"], factory=breaking)
     monkeypatch.setitem(schedules.SCHEDULES, "cosine", spec)
@@ -587,11 +586,17 @@ def test_under_a_memory_cap_every_failure_is_one_line(tmp_path, megabytes):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr
+    if done.returncode < 0:
+        # A library's thread killed by the kernel or its own abort under the cap (seen once in
+        # a full run: nothing printed); no Python code runs then, lrtool's included.
+        assert -done.returncode in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGKILL)
+        return
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1, lines
-        # numpy's OpenBLAS may give up first and exit on its own, with its own one line
-        if not lines[0].startswith("OpenBLAS error: Memory allocation"):
+        assert len(lines) == 1, (done.returncode, lines)
+        # numpy's OpenBLAS and libgomp may give up first and exit on their own, with their own
+        # one line, which lrtool cannot intercept
+        if not lines[0].startswith(("OpenBLAS error: Memory allocation", "libgomp: ")):
             assert lines[0].startswith("error: ") and "ulimit -v" in lines[0], lines
 
 

@@ -177,14 +177,27 @@ def describe(global_batch: int, strategy: str = "ddp") -> dict[str, Any] | None:
     }
 
 
+_left: list[bool] = []  # this process left a process group (see left_a_process_group)
+
+
 def finish(finished: bool) -> None:
     """Leave the process group, if one was joined. After a run that finished, wait for every
     rank first, so that no rank tears its connections down while another still uses them."""
     dist = sys.modules.get("torch.distributed")
     if dist and dist.is_available() and dist.is_initialized():
+        _left.append(True)
         if finished:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def left_a_process_group() -> bool:
+    """Whether this process joined and left a process group. Such a process should end
+    without the interpreter's finalization: objects the run kept (FSDP2's device mesh holds
+    its gloo group) are freed then, and gloo's worker threads, still running, can abort the
+    process (``terminate called without an active exception``, SIGABRT, seen once in CI
+    after a finished FSDP2 train; pytorch/pytorch#179291)."""
+    return bool(_left)
 
 
 PEER_FAILURES = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from lrtool import interrupts
+from lrtool import distributed, interrupts
 from lrtool.cli import app
 from lrtool.render import stderr_console as _stderr
 
@@ -73,11 +73,18 @@ def _usage_error(exc: Exception) -> int:
 
 
 def _quiet_exit(code: int) -> None:
-    """Exit without Python's own flush of a closed or full stdout printing a traceback."""
+    """Exit without Python's own flush of a closed or full stdout printing a traceback.
+    A torchrun rank that left its process group ends here at once (``os._exit``, after the
+    flush): its results are written and closed, and the interpreter's finalization could
+    only abort it in gloo's threads (:func:`lrtool.distributed.left_a_process_group`)."""
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
+    if distributed.left_a_process_group():
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)

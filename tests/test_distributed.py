@@ -287,3 +287,26 @@ def test_torchrun_with_one_process_still_joins_the_group_and_shards(tmp_path):
     assert read_column(tmp_path / "one-rank" / "range_test.csv", "loss") == pytest.approx(
         read_column(tmp_path / "plain" / "range_test.csv", "loss"), rel=TOLERANCE
     )
+
+
+def test_a_rank_that_left_its_group_ends_without_finalization(monkeypatch, capsys):
+    """After destroy_process_group the rank flushes and calls os._exit: objects the run kept
+    (FSDP2's mesh holds its gloo group) are never freed while gloo's threads still run, which
+    once aborted a finished rank with SIGABRT in CI."""
+    from lrtool import distributed, entry
+
+    class HardExit(BaseException):
+        pass
+
+    def hard_exit(code: int) -> None:
+        raise HardExit(code)
+
+    monkeypatch.setattr(entry.os, "_exit", hard_exit)
+    with pytest.raises(SystemExit):  # no group left: the ordinary exit
+        entry._quiet_exit(0)
+    monkeypatch.setattr(distributed, "_left", [True])
+    print("written before the exit")
+    with pytest.raises(HardExit) as ended:
+        entry._quiet_exit(3)
+    assert ended.value.args == (3,)
+    assert "written before the exit" in capsys.readouterr().out

@@ -12,14 +12,17 @@ from typing import Literal
 
 from lrtool.schedules.base import Schedule, anneal_cos, anneal_linear, check, declared
 
+# The 1cycle shapes (torch's and Geron's) take the same parameters, with the same bounds.
+ONE_CYCLE_RANGES = {
+    "total_steps": ">= 2",
+    "pct_start": "(0, 1)",
+    "div_factor": "[1, 1e12]",
+    "final_div_factor": "[1, 1e12]",
+    "pct_final": "(pct_start, 1)",
+}
 
-@declared(
-    total_steps=">= 2",
-    pct_start="(0, 1)",
-    div_factor="[1, 1e12]",
-    final_div_factor="[1, 1e12]",
-    pct_final="(pct_start, 1)",
-)
+
+@declared(**ONE_CYCLE_RANGES)
 def onecycle(
     max_lr: float,
     total_steps: int,
@@ -96,13 +99,7 @@ def onecycle(
     return Schedule(name, lambda t: at(t, True), momentum_fn, total_steps=T)
 
 
-@declared(
-    total_steps=">= 2",
-    pct_start="(0, 1)",
-    div_factor="[1, 1e12]",
-    final_div_factor="[1, 1e12]",
-    pct_final="(pct_start, 1)",
-)
+@declared(**ONE_CYCLE_RANGES)
 def geron(
     max_lr: float,
     total_steps: int,

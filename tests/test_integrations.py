@@ -62,15 +62,6 @@ def test_hf_find_lr_and_use_suggestion_drive_the_trainer(tmp_path):
     from lrtool import build_schedule
     from lrtool.integrations.hf import find_lr, use_suggestion
 
-    class Model(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = nn.Linear(4, 2)
-
-        def forward(self, x, labels=None):  # noqa: ANN001, ANN201
-            out = self.net(x)
-            return {"loss": nn.functional.cross_entropy(out, labels), "logits": out}
-
     g = torch.Generator().manual_seed(0)
     xs = torch.randn(512, 4, generator=g)
     items = [{"x": xs[i], "labels": int(xs[i, 0] > 0)} for i in range(len(xs))]
@@ -78,7 +69,7 @@ def test_hf_find_lr_and_use_suggestion_drive_the_trainer(tmp_path):
         output_dir=str(tmp_path), max_steps=20, per_device_train_batch_size=32, report_to=[],
         use_cpu=True, save_strategy="no", logging_strategy="no", disable_tqdm=True,
     )  # fmt: skip
-    trainer = transformers.Trainer(model=Model(), args=args, train_dataset=items)
+    trainer = transformers.Trainer(model=_HfModel(), args=args, train_dataset=items)
     before = trainer.model.net.weight.detach().clone()
     result = find_lr(trainer, steps=60, start_lr=1e-5, end_lr=10)
     assert torch.equal(trainer.model.net.weight, before) and trainer.optimizer is None
